@@ -1,0 +1,1 @@
+"""zoningsync test suite: real PostGIS, real local HTTP servers."""

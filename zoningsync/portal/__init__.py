@@ -1,0 +1,1 @@
+"""A simulated county portal (ArcGIS REST) for the demo, the tests and the benchmark."""

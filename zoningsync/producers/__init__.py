@@ -1,0 +1,1 @@
+"""Producers: each turns one kind of upstream source into pages of records."""

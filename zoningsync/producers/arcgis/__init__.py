@@ -1,0 +1,1 @@
+"""ArcGIS REST FeatureServer/MapServer layers."""

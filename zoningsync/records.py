@@ -1,0 +1,135 @@
+"""The records that flow one way through a feed run.
+
+producer ─► `Page` of `SourceRecord` ─► prepare (thread pool) ─► `PreparedPage`
+of `ReadyRow` and `Rejected` ─► store.
+
+These types are plain data: producers build them knowing nothing of the database,
+and the store consumes them knowing nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+
+class Kind(StrEnum):
+    PARCELS = "parcels"
+    ZONING_DISTRICTS = "zoning_districts"
+    CASES = "cases"
+
+
+class QuarantineReason(StrEnum):
+    """Why a record was not stored; the value is what `quarantine.reason` holds."""
+
+    NULL_GEOMETRY = "null_geometry"
+    UNREPAIRABLE_GEOMETRY = "unrepairable_geometry"
+    NON_POLYGONAL = "non_polygonal_geometry"
+    OUT_OF_RANGE = "coordinates_out_of_range"
+    UNSUPPORTED_CURVE = "unsupported_curve"
+    UNKNOWN_CRS = "unknown_crs"
+    MISSING_KEY = "missing_key"
+    DUPLICATE_KEY = "duplicate_key"
+    PARSE_ERROR = "parse_error"
+
+
+# Canonical columns every parcels / zoning_districts feed may fill from upstream fields.
+CANONICAL_FIELDS = ("parcel_id", "zoning_code", "zoning_desc")
+
+GeometryFormat = Literal["esrijson", "geojson"]
+
+
+@dataclass(frozen=True, slots=True)
+class CrsSpec:
+    """A coordinate reference system as an upstream server describes it."""
+
+    wkid: int | None = None
+    latest_wkid: int | None = None
+    wkt: str | None = None
+
+    @classmethod
+    def from_esri(cls, spatial_reference: Mapping[str, Any] | None) -> CrsSpec | None:
+        if not spatial_reference:
+            return None
+        wkid = spatial_reference.get("wkid")
+        latest = spatial_reference.get("latestWkid")
+        wkt = spatial_reference.get("wkt")
+        if wkid is None and latest is None and not wkt:
+            return None
+        return cls(
+            wkid=int(wkid) if wkid is not None else None,
+            latest_wkid=int(latest) if latest is not None else None,
+            wkt=str(wkt) if wkt else None,
+        )
+
+
+WGS84 = CrsSpec(wkid=4326, latest_wkid=4326)
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """One upstream feature with its attributes already normalized.
+
+    `fields` holds the canonical columns (text or None); `attrs` every other upstream
+    field, JSON-ready (dates as ISO-8601 UTC strings). `geometry` is the raw upstream
+    geometry in the page's `geometry_format`; `raw` is the record as received, kept
+    for quarantine.
+    """
+
+    oid: int | None
+    source_key: str | None
+    fields: dict[str, str | None]
+    attrs: dict[str, Any]
+    geometry: Mapping[str, Any] | None
+    raw: Mapping[str, Any]
+    edited_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Page:
+    """A batch of records as one request returned them.
+
+    `page_id` names the request within the run's fetch plan, so a resumed run knows
+    which pages it already staged.
+    """
+
+    page_id: str
+    records: list[SourceRecord]
+    crs: CrsSpec | None
+    geometry_format: GeometryFormat = "esrijson"
+
+
+@dataclass(slots=True)
+class ReadyRow:
+    """A record that passed the geometry stage, ready to stage in PostgreSQL."""
+
+    source_key: str
+    oid: int | None
+    chunk: str
+    fields: dict[str, str | None]
+    attrs: dict[str, Any]
+    edited_at: datetime | None
+    wkb: bytes
+    row_hash: bytes
+
+
+@dataclass(slots=True)
+class Rejected:
+    """A record that goes to quarantine, with the reason and a human-readable detail."""
+
+    source_key: str | None
+    oid: int | None
+    reason: QuarantineReason
+    detail: str
+    raw: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class PreparedPage:
+    page_id: str
+    rows: list[ReadyRow] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    repaired: int = 0

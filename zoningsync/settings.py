@@ -1,0 +1,145 @@
+"""Process-wide settings: where the database is, where state lives.
+
+Each setting comes from, in order of precedence: the command line, an environment
+variable (`ZONINGSYNC_<KEY>`), the settings file (`--config`, `ZONINGSYNC_CONFIG`
+or `/etc/zoningsync/zoningsync.toml`), then a default. Invalid values raise
+`SettingsError` naming the key, where it came from and how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zoningsync.errors import SettingsError
+
+SYSTEM_CONFIG = Path("/etc/zoningsync/zoningsync.toml")
+SYSTEM_STATE_DIR = Path("/var/lib/zoningsync")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# key -> one-line description, used in error messages and `--help`.
+KEYS: dict[str, str] = {
+    "database_url": "libpq URL of the PostGIS database; empty means the embedded cluster",
+    "state_dir": "directory for the embedded cluster and local state",
+    "sources": "directory of jurisdiction TOML files",
+    "cluster_user": "OS user that runs the embedded cluster when zoningsync runs as root",
+    "log_level": "one of debug, info, warning, error",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    state_dir: Path
+    sources: Path
+    cluster_user: str
+    log_level: str
+    config_file: Path | None
+
+
+def env_var(key: str) -> str:
+    return f"ZONINGSYNC_{key.upper()}"
+
+
+def default_state_dir() -> Path:
+    """A system service keeps state in /var/lib; a person keeps it in their XDG data dir.
+
+    systemd's `StateDirectory=` exports `STATE_DIRECTORY`; root without it is still
+    a system install (and /root is not reachable by the unprivileged cluster user).
+    """
+    if systemd_dir := os.environ.get("STATE_DIRECTORY"):
+        return Path(systemd_dir.split(":")[0])
+    if os.geteuid() == 0:
+        return SYSTEM_STATE_DIR
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "zoningsync"
+
+
+def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
+    if not path.exists():
+        if explicit:
+            raise SettingsError(f"{path}: settings file not found; fix the --config path")
+        return {}
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read settings file ({exc.strerror})") from exc
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        raise SettingsError(
+            f"{path}: unknown key '{unknown[0]}'; valid keys are {', '.join(KEYS)}"
+        )
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise SettingsError(f"{path}: key '{key}' must be a string ({KEYS[key]})")
+    return data
+
+
+def load_settings(
+    overrides: dict[str, str | None] | None = None,
+    config_file: str | None = None,
+) -> Settings:
+    """Resolve settings from command-line overrides, environment and settings file."""
+    overrides = overrides or {}
+    explicit = config_file or os.environ.get("ZONINGSYNC_CONFIG")
+    path = Path(explicit) if explicit else SYSTEM_CONFIG
+    file_values = _read_config_file(path, explicit=bool(explicit))
+
+    def pick(key: str) -> tuple[str | None, str]:
+        if overrides.get(key) is not None:
+            return overrides[key], f"--{key.replace('_', '-')}"
+        if env_var(key) in os.environ:
+            return os.environ[env_var(key)], env_var(key)
+        if key in file_values:
+            return file_values[key], f"{path}: {key}"
+        return None, "default"
+
+    database_url, origin = pick("database_url")
+    if database_url is not None:
+        database_url = database_url.strip() or None
+    if database_url is not None and not database_url.startswith(("postgresql:", "postgres:")):
+        raise SettingsError(
+            f"{origin}: database_url '{redact_url(database_url)}' is not a libpq URL; "
+            "use postgresql://user@host:port/dbname or postgresql:///dbname?host=/run/postgresql"
+        )
+
+    state_raw, origin = pick("state_dir")
+    state_dir = Path(state_raw).expanduser() if state_raw else default_state_dir()
+    if not state_dir.is_absolute():
+        state_dir = state_dir.resolve()
+
+    sources_raw, _ = pick("sources")
+    sources = Path(sources_raw).expanduser() if sources_raw else Path("sources")
+
+    cluster_user, _ = pick("cluster_user")
+    log_level, origin = pick("log_level")
+    level = (log_level or "info").lower()
+    if level not in LOG_LEVELS:
+        raise SettingsError(
+            f"{origin}: log_level '{log_level}' is invalid; use one of {', '.join(LOG_LEVELS)}"
+        )
+    return Settings(
+        database_url=database_url,
+        state_dir=state_dir,
+        sources=sources,
+        cluster_user=cluster_user or "zoningsync",
+        log_level=level,
+        config_file=path if path.exists() else None,
+    )
+
+
+def redact_url(url: str) -> str:
+    """Hide a password in a URL before it reaches a message."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+

@@ -1,0 +1,1 @@
+"""SQL queries, kept as SQL files and loaded by name."""

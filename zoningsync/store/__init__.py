@@ -1,0 +1,1 @@
+"""Everything that talks to PostgreSQL: pool, staging, chunk merge, runs, leases."""
