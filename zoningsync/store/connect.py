@@ -1,0 +1,86 @@
+"""Opening PostgreSQL connections, with library errors turned into one-line messages.
+
+asyncpg raises a dozen exception types for "cannot reach the database"; callers
+only need to know that it failed and what to do about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+
+from zoningsync.errors import DatabaseUnreachable
+from zoningsync.settings import redact_url
+
+APPLICATION_NAME = "zoningsync"
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    """jsonb travels as orjson text: exact numbers, fast, no Decimal surprises."""
+    for type_name in ("jsonb", "json"):
+        await conn.set_type_codec(
+            type_name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+def _unreachable(url: str, exc: BaseException) -> DatabaseUnreachable:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseUnreachable(
+        f"cannot connect to {redact_url(url)}: {reason}; check the database URL "
+        "(--database-url / ZONINGSYNC_DATABASE_URL) and that the server is running"
+    )
+
+
+_CONNECT_ERRORS = (
+    OSError,
+    socket.gaierror,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    ValueError,
+)
+
+
+async def connect(url: str, *, timeout: float = 15.0) -> asyncpg.Connection[Any]:
+    try:
+        conn: asyncpg.Connection[Any] = await asyncpg.connect(
+            url, timeout=timeout, server_settings={"application_name": APPLICATION_NAME}
+        )
+    except _CONNECT_ERRORS as exc:
+        raise _unreachable(url, exc) from exc
+    await _init_connection(conn)
+    return conn
+
+
+@asynccontextmanager
+async def connection(url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    conn = await connect(url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 4
+                      ) -> asyncpg.Pool[Any]:
+    try:
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            server_settings={"application_name": APPLICATION_NAME},
+        )
+    except _CONNECT_ERRORS as exc:
+        raise _unreachable(url, exc) from exc
+    assert pool is not None
+    return pool
