@@ -1,0 +1,83 @@
+"""Per-host circuit breaker: stop hammering a host that keeps failing.
+
+After `threshold` consecutive failed attempts the breaker opens and every call
+fails at once with `CircuitOpen` for `cooldown_s`. Then exactly one trial attempt
+is let through (half-open): a success closes the breaker, a failure opens it for
+another cooldown. Answers that say nothing about the host's health (a 404, an
+unusable record, a cancelled request) neither count nor reset; they only hand
+the trial slot to the next caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from zoningsync.errors import CircuitOpen
+
+log = structlog.get_logger(__name__)
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        host: str,
+        *,
+        threshold: int,
+        cooldown_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host = host
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._failures = 0
+        self._open_until: float | None = None
+        self._trial_in_flight = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_until is not None
+
+    def before_attempt(self) -> None:
+        """Raise `CircuitOpen` unless this attempt may go to the host."""
+        if self._open_until is None:
+            return
+        now = self._clock()
+        if now < self._open_until or self._trial_in_flight:
+            raise CircuitOpen(self._refusal(self._open_until - now))
+        self._trial_in_flight = True
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._open_until = None
+        self._trial_in_flight = False
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        if self._trial_in_flight or self._failures >= self.threshold:
+            self._open_until = self._clock() + self.cooldown_s
+            self._trial_in_flight = False
+            log.warning(
+                "http.circuit_open",
+                host=self.host,
+                consecutive_failures=self._failures,
+                cooldown_s=self.cooldown_s,
+            )
+
+    def record_neutral(self) -> None:
+        self._trial_in_flight = False
+
+    def _refusal(self, remaining_s: float) -> str:
+        wait = max(0.0, remaining_s)
+        at = datetime.now(UTC) + timedelta(seconds=wait)
+        when = f"{at:%Y-%m-%d %H:%M:%S} UTC (in {wait:.0f} s)"
+        if self._trial_in_flight:
+            when = "when the trial request in flight succeeds"
+        return (
+            f"{self.host}: {self._failures} consecutive failed requests; "
+            f"zoningsync will try this host again {when}"
+        )
