@@ -56,6 +56,7 @@ CREATE TABLE zoningsync.runs (
     cursor             jsonb NOT NULL DEFAULT '{}'::jsonb,
     high_water_mark    timestamptz,
     expected           bigint,
+    layer_count        bigint,
     oid_set_hash       text,
     fetched            bigint NOT NULL DEFAULT 0,
     inserted           bigint NOT NULL DEFAULT 0,
@@ -87,7 +88,8 @@ COMMENT ON COLUMN zoningsync.runs.resumed IS 'How many times an interrupted run 
 COMMENT ON COLUMN zoningsync.runs.phase IS 'Where the run is: fetch, merge or done; a resumed run continues from here.';
 COMMENT ON COLUMN zoningsync.runs.cursor IS 'Fetch plan of the run, so a resumed run skips pages it already staged.';
 COMMENT ON COLUMN zoningsync.runs.high_water_mark IS 'Latest upstream edit date seen; the next incremental run reads edits after it.';
-COMMENT ON COLUMN zoningsync.runs.expected IS 'Feature count the server reported (returnCountOnly) for the read.';
+COMMENT ON COLUMN zoningsync.runs.expected IS 'Features the run set out to fetch: the whole layer (full) or the edited ones (incremental).';
+COMMENT ON COLUMN zoningsync.runs.layer_count IS 'Features the whole layer held (returnCountOnly of the feed''s where) when the run started.';
 COMMENT ON COLUMN zoningsync.runs.oid_set_hash IS 'Hash of the layer''s object id set; unchanged with same count means no deletions to look for.';
 COMMENT ON COLUMN zoningsync.runs.fetched IS 'Distinct upstream records fetched.';
 COMMENT ON COLUMN zoningsync.runs.inserted IS 'Features inserted.';

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -60,9 +61,11 @@ class MigrationState:
     applied_at: datetime | None
 
 
-def available_migrations() -> list[Migration]:
+def available_migrations(directory: Path | None = None) -> list[Migration]:
+    """The migrations shipped with this zoningsync (or those in `directory`), in order."""
     found: list[Migration] = []
-    for entry in resources.files("zoningsync.migrations").iterdir():
+    source = directory if directory is not None else resources.files("zoningsync.migrations")
+    for entry in source.iterdir():
         match = MIGRATION_NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text("utf-8")))
@@ -105,9 +108,9 @@ def _check_unchanged(migration: Migration, record: asyncpg.Record) -> None:
         )
 
 
-async def apply_migrations(url: str) -> list[str]:
+async def apply_migrations(url: str, directory: Path | None = None) -> list[str]:
     """Apply every pending migration in order; return the names applied."""
-    migrations = available_migrations()
+    migrations = available_migrations(directory)
     applied_now: list[str] = []
     async with connection(url) as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)

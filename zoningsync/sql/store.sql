@@ -1,0 +1,346 @@
+-- Queries of zoningsync.store: feeds, runs, staging and the per-chunk merge.
+-- $1 is the run id and $2 the feed id wherever both appear.
+
+-- name: upsert_feed
+INSERT INTO zoningsync.feeds AS f (id, jurisdiction, feed, kind, source_type, url, config)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (id) DO UPDATE
+SET kind = EXCLUDED.kind, source_type = EXCLUDED.source_type, url = EXCLUDED.url,
+    config = EXCLUDED.config, updated_at = now()
+WHERE (f.kind, f.source_type, f.url, f.config)
+      IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.source_type, EXCLUDED.url, EXCLUDED.config);
+
+-- name: feed_pause_state
+SELECT paused, paused_reason FROM zoningsync.feeds WHERE id = $1;
+
+-- name: interrupted_run
+-- The feed's newest run, if it stopped before finishing (killed, cancelled, or
+-- failed on a fault that may pass): the next sync resumes it.
+SELECT id, mode, phase, cursor, started_at
+FROM zoningsync.runs
+WHERE feed = $1 AND phase <> 'done' AND status IN ('running', 'failed', 'cancelled')
+  AND id = (SELECT max(id) FROM zoningsync.runs WHERE feed = $1);
+
+-- name: abandon_older_runs
+WITH abandoned AS (
+    UPDATE zoningsync.runs
+    SET status = CASE WHEN status = 'running' THEN 'failed' ELSE status END,
+        finished_at = coalesce(finished_at, now()), phase = 'done',
+        error = coalesce(error, 'interrupted') || '; superseded by run ' || $2
+    WHERE feed = $1 AND phase <> 'done' AND id <> $2
+    RETURNING id
+)
+SELECT id FROM abandoned;
+
+-- name: resume_run
+UPDATE zoningsync.runs SET resumed = resumed + 1, status = 'running', error = NULL
+WHERE id = $1;
+
+-- name: fail_run
+UPDATE zoningsync.runs
+SET status = $2, error = $3, finished_at = now(), seconds = seconds + $4
+WHERE id = $1;
+
+-- name: start_run
+INSERT INTO zoningsync.runs (feed, mode) VALUES ($1, $2) RETURNING id;
+
+-- name: last_success
+SELECT id, mode, high_water_mark, layer_count, oid_set_hash, finished_at
+FROM zoningsync.runs
+WHERE feed = $1 AND status = 'succeeded'
+ORDER BY id DESC
+LIMIT 1;
+
+-- name: runs_since_full
+SELECT count(*)
+FROM zoningsync.runs
+WHERE feed = $1 AND status = 'succeeded'
+  AND id > coalesce((SELECT max(id) FROM zoningsync.runs
+                     WHERE feed = $1 AND status = 'succeeded' AND mode = 'full'), 0);
+
+-- name: save_plan
+UPDATE zoningsync.runs SET cursor = $2, expected = $3, layer_count = $4, phase = 'fetch'
+WHERE id = $1;
+
+-- name: add_duplicates
+UPDATE zoningsync.runs
+SET duplicates = duplicates + $2, quarantined = quarantined + $2, fetched = fetched - $3
+WHERE id = $1;
+
+-- name: set_phase
+UPDATE zoningsync.runs SET phase = $2 WHERE id = $1;
+
+-- name: staged_page_ids
+SELECT page_id FROM zoningsync.staged_pages WHERE run_id = $1;
+
+-- name: record_page
+INSERT INTO zoningsync.staged_pages (run_id, page_id, records) VALUES ($1, $2, $3);
+
+-- name: add_page_stats
+UPDATE zoningsync.runs
+SET fetched = fetched + $2, quarantined = quarantined + $3, repaired = repaired + $4,
+    requests = requests + $5, retries = retries + $6, bytes = bytes + $7
+WHERE id = $1;
+
+-- name: add_fetch_stats
+UPDATE zoningsync.runs
+SET requests = requests + $2, retries = retries + $3, bytes = bytes + $4
+WHERE id = $1;
+
+-- name: staged_oids_missing
+SELECT oid FROM unnest($2::bigint[]) AS u(oid)
+EXCEPT
+SELECT source_oid FROM zoningsync.staged_rows WHERE run_id = $1 AND source_oid IS NOT NULL
+EXCEPT
+SELECT source_oid FROM zoningsync.quarantine WHERE run_id = $1 AND source_oid IS NOT NULL;
+
+-- name: drop_refetched_rows
+WITH doubles AS (
+    DELETE FROM zoningsync.staged_rows s
+    USING zoningsync.staged_rows t
+    WHERE s.run_id = $1 AND t.run_id = $1 AND s.source_oid = t.source_oid
+      AND s.ctid > t.ctid
+    RETURNING 1
+)
+SELECT count(*) FROM doubles;
+
+-- name: quarantine_duplicate_keys
+WITH dup AS (
+    DELETE FROM zoningsync.staged_rows s
+    WHERE s.run_id = $1 AND s.source_key IN (
+        SELECT source_key FROM zoningsync.staged_rows
+        WHERE run_id = $1 GROUP BY source_key HAVING count(*) > 1)
+    RETURNING s.*
+), moved AS (
+    INSERT INTO zoningsync.quarantine (feed, run_id, source_key, source_oid, reason, detail, raw)
+    SELECT $2, $1, d.source_key, d.source_oid, 'duplicate_key',
+           'key ' || d.source_key || ' is shared by '
+               || count(*) OVER (PARTITION BY d.source_key) || ' upstream records',
+           jsonb_build_object(
+               'parcel_id', d.parcel_id, 'zoning_code', d.zoning_code,
+               'zoning_desc', d.zoning_desc, 'attributes', d.attrs,
+               'geometry', ST_AsGeoJSON(ST_GeomFromWKB(d.wkb, 4326))::jsonb)
+    FROM dup d
+    RETURNING 1
+)
+SELECT count(*) FROM moved;
+
+-- name: count_staged
+SELECT count(*) FROM zoningsync.staged_rows WHERE run_id = $1;
+
+-- name: clear_retiring
+DELETE FROM zoningsync.retiring WHERE run_id = $1;
+
+-- name: retire_absent_from_staging
+INSERT INTO zoningsync.retiring (run_id, source_key)
+SELECT $1::bigint, f.source_key
+FROM zoningsync.features f
+WHERE f.feed = $2
+  AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows s
+                  WHERE s.run_id = $1 AND s.source_key = f.source_key)
+ON CONFLICT DO NOTHING;
+
+-- name: retire_absent_from_keys
+INSERT INTO zoningsync.retiring (run_id, source_key)
+SELECT $1::bigint, f.source_key
+FROM zoningsync.features f
+WHERE f.feed = $2
+  AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_keys k
+                  WHERE k.run_id = $1 AND k.source_key = f.source_key)
+ON CONFLICT DO NOTHING;
+
+-- name: retire_duplicated_keys
+INSERT INTO zoningsync.retiring (run_id, source_key)
+SELECT $1::bigint, k.source_key
+FROM zoningsync.staged_keys k
+JOIN zoningsync.features f ON f.feed = $2 AND f.source_key = k.source_key
+WHERE k.run_id = $1
+GROUP BY k.source_key
+HAVING count(*) > 1
+ON CONFLICT DO NOTHING;
+
+-- name: retire_quarantined
+INSERT INTO zoningsync.retiring (run_id, source_key)
+SELECT DISTINCT $1::bigint, q.source_key
+FROM zoningsync.quarantine q
+JOIN zoningsync.features f ON f.feed = $2 AND f.source_key = q.source_key
+WHERE q.run_id = $1
+  AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows s
+                  WHERE s.run_id = $1 AND s.source_key = q.source_key)
+ON CONFLICT DO NOTHING;
+
+-- name: candidate_chunks
+SELECT chunk FROM zoningsync.staged_rows WHERE run_id = $1
+UNION
+SELECT f.h3 FROM zoningsync.features f
+JOIN zoningsync.retiring r ON r.run_id = $1 AND r.source_key = f.source_key
+WHERE f.feed = $2
+UNION
+SELECT f.h3 FROM zoningsync.features f
+JOIN zoningsync.staged_rows s ON s.run_id = $1 AND s.source_key = f.source_key
+WHERE f.feed = $2 AND f.h3 <> s.chunk
+UNION
+SELECT chunk FROM zoningsync.chunk_checkpoints WHERE feed = $2 AND $3::boolean;
+
+-- name: chunk_states
+WITH content AS (
+    SELECT s.chunk, s.row_hash
+    FROM zoningsync.staged_rows s
+    WHERE s.run_id = $1 AND s.chunk = ANY($3::text[])
+    UNION ALL
+    SELECT f.h3, f.row_hash
+    FROM zoningsync.features f
+    WHERE f.feed = $2 AND f.h3 = ANY($3::text[])
+      AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows s
+                      WHERE s.run_id = $1 AND s.source_key = f.source_key)
+      AND NOT EXISTS (SELECT 1 FROM zoningsync.retiring r
+                      WHERE r.run_id = $1 AND r.source_key = f.source_key)
+), hashed AS (
+    SELECT chunk, sha256(string_agg(row_hash, ''::bytea ORDER BY row_hash)) AS hash,
+           count(*)::integer AS row_count
+    FROM content
+    GROUP BY chunk
+)
+SELECT c.chunk, h.hash, coalesce(h.row_count, 0) AS row_count, cp.hash AS checkpoint
+FROM unnest($3::text[]) AS c(chunk)
+LEFT JOIN hashed h ON h.chunk = c.chunk
+LEFT JOIN zoningsync.chunk_checkpoints cp ON cp.feed = $2 AND cp.chunk = c.chunk;
+
+-- name: merge_upsert
+-- Upsert the staged rows of the given chunks; record history for every insert and
+-- update (with the replaced version) and a zoning-change event when the code moved.
+-- A row whose content is unchanged but whose chunk is not (h3_resolution changed)
+-- is moved without history: its content did not change.
+-- All sub-statements see the same snapshot, so `old` holds the versions replaced.
+WITH src AS (
+    SELECT * FROM zoningsync.staged_rows WHERE run_id = $1 AND chunk = ANY($3::text[])
+), old AS (
+    SELECT f.*
+    FROM zoningsync.features f
+    JOIN src s ON f.feed = $2 AND f.source_key = s.source_key
+    WHERE f.row_hash <> s.row_hash
+), upserted AS (
+    INSERT INTO zoningsync.features AS f
+        (feed, source_key, jurisdiction, kind, parcel_id, zoning_code, zoning_desc, attrs,
+         geom, h3, row_hash, source_edited_at, first_run, last_run)
+    SELECT $2, s.source_key, $4, $5, s.parcel_id, s.zoning_code, s.zoning_desc, s.attrs,
+           ST_GeomFromWKB(s.wkb, 4326), s.chunk, s.row_hash, s.source_edited_at, $1, $1
+    FROM src s
+    ON CONFLICT (feed, source_key) DO UPDATE
+    SET parcel_id = EXCLUDED.parcel_id, zoning_code = EXCLUDED.zoning_code,
+        zoning_desc = EXCLUDED.zoning_desc, attrs = EXCLUDED.attrs, geom = EXCLUDED.geom,
+        h3 = EXCLUDED.h3, row_hash = EXCLUDED.row_hash,
+        source_edited_at = EXCLUDED.source_edited_at, last_run = EXCLUDED.last_run,
+        updated_at = now()
+    WHERE f.row_hash IS DISTINCT FROM EXCLUDED.row_hash OR f.h3 <> EXCLUDED.h3
+    RETURNING f.source_key, f.row_hash, (xmax = 0) AS inserted
+), history AS (
+    INSERT INTO zoningsync.feature_history
+        (run_id, op, feed, source_key, new_row_hash, parcel_id, zoning_code, zoning_desc,
+         attrs, geom, h3, row_hash, source_edited_at, first_run, last_run, updated_at)
+    SELECT $1, 'update', $2, o.source_key, u.row_hash, o.parcel_id, o.zoning_code,
+           o.zoning_desc, o.attrs, o.geom, o.h3, o.row_hash, o.source_edited_at,
+           o.first_run, o.last_run, o.updated_at
+    FROM old o JOIN upserted u ON u.source_key = o.source_key AND NOT u.inserted
+    UNION ALL
+    SELECT $1, 'insert', $2, u.source_key, u.row_hash, NULL, NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, NULL, NULL
+    FROM upserted u WHERE u.inserted
+    RETURNING op
+), changes AS (
+    INSERT INTO zoningsync.zoning_changes
+        (feed, source_key, jurisdiction, kind, parcel_id, old_code, new_code, run_id, geom)
+    SELECT $2, s.source_key, $4, $5, s.parcel_id, o.zoning_code, s.zoning_code, $1,
+           ST_GeomFromWKB(s.wkb, 4326)
+    FROM old o JOIN src s ON s.source_key = o.source_key
+    WHERE o.zoning_code IS DISTINCT FROM s.zoning_code
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM history WHERE op = 'insert') AS inserted,
+       (SELECT count(*) FROM history WHERE op = 'update') AS updated,
+       (SELECT count(*) FROM changes) AS zoning_changes;
+
+-- name: merge_retire
+WITH gone AS (
+    DELETE FROM zoningsync.features f
+    USING zoningsync.retiring r
+    WHERE f.feed = $2 AND f.h3 = ANY($3::text[]) AND r.run_id = $1
+      AND r.source_key = f.source_key
+    RETURNING f.*
+), history AS (
+    INSERT INTO zoningsync.feature_history
+        (run_id, op, feed, source_key, new_row_hash, parcel_id, zoning_code, zoning_desc,
+         attrs, geom, h3, row_hash, source_edited_at, first_run, last_run, updated_at)
+    SELECT $1, 'retire', $2, g.source_key, NULL, g.parcel_id, g.zoning_code, g.zoning_desc,
+           g.attrs, g.geom, g.h3, g.row_hash, g.source_edited_at, g.first_run, g.last_run,
+           g.updated_at
+    FROM gone g
+    RETURNING 1
+)
+SELECT count(*) FROM history;
+
+-- name: save_checkpoints
+INSERT INTO zoningsync.chunk_checkpoints AS cp (feed, chunk, hash, row_count, run_id)
+SELECT $2, c.chunk, c.hash, c.row_count, $1
+FROM unnest($3::text[], $4::bytea[], $5::integer[]) AS c(chunk, hash, row_count)
+ON CONFLICT (feed, chunk) DO UPDATE
+SET hash = EXCLUDED.hash, row_count = EXCLUDED.row_count, run_id = EXCLUDED.run_id,
+    updated_at = now();
+
+-- name: drop_checkpoints
+DELETE FROM zoningsync.chunk_checkpoints WHERE feed = $1 AND chunk = ANY($2::text[]);
+
+-- name: add_merge_stats
+UPDATE zoningsync.runs
+SET inserted = inserted + $2, updated = updated + $3, retired = retired + $4,
+    chunks_written = chunks_written + $5
+WHERE id = $1;
+
+-- name: set_chunks_total
+UPDATE zoningsync.runs SET chunks_total = greatest(chunks_total, $2) WHERE id = $1;
+
+-- name: staged_high_water_mark
+SELECT max(source_edited_at) FROM zoningsync.staged_rows WHERE run_id = $1;
+
+-- name: finish_run
+UPDATE zoningsync.runs
+SET status = $2, error = $3, finished_at = now(), phase = 'done',
+    high_water_mark = $4, oid_set_hash = $5, seconds = seconds + $6,
+    unchanged = greatest(0, $7 - inserted - updated),
+    chunks_skipped = greatest(0, chunks_total - chunks_written),
+    warnings = $8
+WHERE id = $1;
+
+-- name: add_seconds
+UPDATE zoningsync.runs SET seconds = seconds + $2 WHERE id = $1;
+
+-- name: mark_feed_success
+UPDATE zoningsync.feeds SET last_success_run = $2, last_success_at = now() WHERE id = $1;
+
+-- name: clear_staged_rows
+DELETE FROM zoningsync.staged_rows WHERE run_id = $1;
+
+-- name: clear_staged_pages
+DELETE FROM zoningsync.staged_pages WHERE run_id = $1;
+
+-- name: clear_staged_keys
+DELETE FROM zoningsync.staged_keys WHERE run_id = $1;
+
+-- name: run_by_id
+SELECT * FROM zoningsync.runs WHERE id = $1;
+
+-- name: list_runs
+SELECT * FROM zoningsync.runs
+WHERE ($1::text IS NULL OR feed = $1)
+ORDER BY id DESC
+LIMIT $2;
+
+-- name: list_quarantine
+SELECT q.id, q.feed, q.run_id, q.source_key, q.source_oid, q.reason, q.detail, q.raw,
+       q.created_at
+FROM zoningsync.quarantine q
+WHERE ($1::text IS NULL OR q.feed = $1)
+  AND ($2::boolean OR q.run_id = (SELECT max(r.id) FROM zoningsync.runs r
+                                  WHERE r.feed = q.feed AND r.status <> 'running'))
+ORDER BY q.id
+LIMIT $3;

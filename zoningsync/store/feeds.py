@@ -1,0 +1,34 @@
+"""The `feeds` table: one row per configured feed, kept in step with its source file."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import asyncpg
+
+from zoningsync.config import FeedConfig
+from zoningsync.sql import queries
+
+SQL = queries("store.sql")
+
+
+def _config_snapshot(feed: FeedConfig) -> dict[str, Any]:
+    snapshot = asdict(feed)
+    snapshot["source_file"] = str(feed.source_file)
+    snapshot["kind"] = feed.kind.value
+    return snapshot
+
+
+async def register_feed(conn: asyncpg.Connection[Any], feed: FeedConfig) -> None:
+    await conn.execute(
+        SQL["upsert_feed"], feed.full_id, feed.jurisdiction, feed.id, feed.kind.value,
+        feed.type, feed.url, _config_snapshot(feed),
+    )
+
+
+async def pause_state(conn: asyncpg.Connection[Any], feed_id: str) -> tuple[bool, str | None]:
+    row = await conn.fetchrow(SQL["feed_pause_state"], feed_id)
+    if row is None:
+        return False, None
+    return bool(row["paused"]), row["paused_reason"]

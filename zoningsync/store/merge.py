@@ -1,0 +1,122 @@
+"""The chunk merge: compare each touched chunk with its checkpoint, write only what changed.
+
+A chunk's new content is its staged rows plus (incremental runs) its stored rows
+that were neither refetched nor retired; its hash is computed in PostgreSQL from
+that content, so a checkpoint always means what a full read would give. Chunks
+whose hash matches are skipped with zero writes; the others are merged in
+batches, each batch one transaction holding the data changes, their history and
+the new checkpoints together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import asyncpg
+
+from zoningsync.config import FeedConfig
+from zoningsync.sql import queries
+
+SQL = queries("store.sql")
+BATCH_ROWS = 20_000
+
+
+class Retirement(Enum):
+    """How a run decides which stored features vanished upstream."""
+
+    ABSENT_FROM_STAGING = "full"        # a full read: whatever it did not fetch is gone
+    ABSENT_FROM_KEYS = "keys"           # incremental with a key-set diff
+    QUARANTINED_ONLY = "none"           # incremental, nothing signalled deletions
+
+
+@dataclass(frozen=True)
+class ChunkState:
+    chunk: str
+    hash: bytes | None
+    row_count: int
+    checkpoint: bytes | None
+
+    @property
+    def changed(self) -> bool:
+        return self.hash != self.checkpoint
+
+
+@dataclass
+class MergeTotals:
+    inserted: int = 0
+    updated: int = 0
+    retired: int = 0
+    zoning_changes: int = 0
+    chunks_written: int = 0
+
+
+async def plan_retirements(conn: asyncpg.Connection[Any], run_id: int, feed_id: str,
+                           how: Retirement) -> None:
+    """Fill `retiring` for the run; recomputing it on resume gives the same keys."""
+    async with conn.transaction():
+        await conn.execute(SQL["clear_retiring"], run_id)
+        if how is Retirement.ABSENT_FROM_STAGING:
+            await conn.execute(SQL["retire_absent_from_staging"], run_id, feed_id)
+        elif how is Retirement.ABSENT_FROM_KEYS:
+            await conn.execute(SQL["retire_absent_from_keys"], run_id, feed_id)
+            await conn.execute(SQL["retire_duplicated_keys"], run_id, feed_id)
+        await conn.execute(SQL["retire_quarantined"], run_id, feed_id)
+
+
+async def chunk_states(conn: asyncpg.Connection[Any], run_id: int, feed_id: str,
+                       *, full_read: bool) -> list[ChunkState]:
+    chunks = [r["chunk"] for r in await conn.fetch(
+        SQL["candidate_chunks"], run_id, feed_id, full_read)]
+    if not chunks:
+        return []
+    rows = await conn.fetch(SQL["chunk_states"], run_id, feed_id, chunks)
+    return [ChunkState(r["chunk"], r["hash"], r["row_count"], r["checkpoint"]) for r in rows]
+
+
+def batches(states: Sequence[ChunkState], max_rows: int = BATCH_ROWS
+            ) -> Iterator[list[ChunkState]]:
+    """Group changed chunks so that each transaction writes a bounded number of rows."""
+    batch: list[ChunkState] = []
+    rows = 0
+    for state in states:
+        if batch and rows + state.row_count > max_rows:
+            yield batch
+            batch, rows = [], 0
+        batch.append(state)
+        rows += state.row_count
+    if batch:
+        yield batch
+
+
+async def merge_batch(conn: asyncpg.Connection[Any], run_id: int, feed: FeedConfig,
+                      batch: Sequence[ChunkState]) -> MergeTotals:
+    """Merge a batch of changed chunks in one transaction, checkpoints included."""
+    chunks = [s.chunk for s in batch]
+    keep = [s for s in batch if s.hash is not None]
+    emptied = [s.chunk for s in batch if s.hash is None]
+    async with conn.transaction():
+        upsert = await conn.fetchrow(
+            SQL["merge_upsert"], run_id, feed.full_id, chunks, feed.jurisdiction,
+            feed.kind.value,
+        )
+        assert upsert is not None
+        retired = await conn.fetchval(SQL["merge_retire"], run_id, feed.full_id, chunks)
+        if keep:
+            await conn.execute(
+                SQL["save_checkpoints"], run_id, feed.full_id, [s.chunk for s in keep],
+                [s.hash for s in keep], [s.row_count for s in keep],
+            )
+        if emptied:
+            await conn.execute(SQL["drop_checkpoints"], feed.full_id, emptied)
+        totals = MergeTotals(
+            inserted=upsert["inserted"], updated=upsert["updated"], retired=retired,
+            zoning_changes=upsert["zoning_changes"], chunks_written=len(batch),
+        )
+        await conn.execute(
+            SQL["add_merge_stats"], run_id, totals.inserted, totals.updated, totals.retired,
+            totals.chunks_written,
+        )
+    return totals

@@ -1,0 +1,103 @@
+"""The `runs` table: starting, resuming, finishing and listing feed runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from zoningsync.sql import queries
+from zoningsync.store.staging import clear_run_staging
+
+SQL = queries("store.sql")
+
+# Columns shown by `zoningsync runs` and the run summary, in order.
+STAT_COLUMNS = (
+    "fetched", "inserted", "updated", "retired", "unchanged", "quarantined", "duplicates",
+    "repaired", "chunks_total", "chunks_written", "chunks_skipped", "requests", "retries",
+    "bytes", "seconds",
+)
+
+
+@dataclass(frozen=True)
+class InterruptedRun:
+    id: int
+    mode: str
+    phase: str
+    cursor: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LastSuccess:
+    id: int
+    mode: str
+    high_water_mark: datetime | None
+    layer_count: int | None
+    oid_set_hash: str | None
+
+
+async def interrupted_run(conn: asyncpg.Connection[Any], feed_id: str) -> InterruptedRun | None:
+    """The feed's run left `running` by a process that died (we hold the lease now)."""
+    row = await conn.fetchrow(SQL["interrupted_run"], feed_id)
+    if row is None:
+        return None
+    return InterruptedRun(row["id"], row["mode"], row["phase"], dict(row["cursor"]))
+
+
+async def last_success(conn: asyncpg.Connection[Any], feed_id: str) -> LastSuccess | None:
+    row = await conn.fetchrow(SQL["last_success"], feed_id)
+    if row is None:
+        return None
+    return LastSuccess(row["id"], row["mode"], row["high_water_mark"], row["layer_count"],
+                       row["oid_set_hash"])
+
+
+async def runs_since_full(conn: asyncpg.Connection[Any], feed_id: str) -> int:
+    return int(await conn.fetchval(SQL["runs_since_full"], feed_id))
+
+
+async def start_run(conn: asyncpg.Connection[Any], feed_id: str, mode: str) -> int:
+    """Open a new run; runs it supersedes are closed and their staging dropped."""
+    run_id = int(await conn.fetchval(SQL["start_run"], feed_id, mode))
+    for row in await conn.fetch(SQL["abandon_older_runs"], feed_id, run_id):
+        await clear_run_staging(conn, row["id"])
+    return run_id
+
+
+async def resume_run(conn: asyncpg.Connection[Any], run_id: int) -> None:
+    await conn.execute(SQL["resume_run"], run_id)
+
+
+async def fail_run(conn: asyncpg.Connection[Any], run_id: int, status: str, error: str,
+                   seconds: float) -> None:
+    """Close a run that stopped early; its staging stays so the next sync resumes it."""
+    await conn.execute(SQL["fail_run"], run_id, status, error, seconds)
+
+
+def run_as_dict(row: asyncpg.Record) -> dict[str, Any]:
+    """A run row as JSON-ready data (timestamps as ISO strings)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key == "cursor":
+            continue
+        out[key] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
+async def get_run(conn: asyncpg.Connection[Any], run_id: int) -> dict[str, Any]:
+    row = await conn.fetchrow(SQL["run_by_id"], run_id)
+    assert row is not None
+    return run_as_dict(row)
+
+
+async def list_runs(conn: asyncpg.Connection[Any], feed_id: str | None, limit: int
+                    ) -> list[dict[str, Any]]:
+    return [run_as_dict(r) for r in await conn.fetch(SQL["list_runs"], feed_id, limit)]
+
+
+async def list_quarantine(conn: asyncpg.Connection[Any], feed_id: str | None, *,
+                          all_runs: bool, limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(SQL["list_quarantine"], feed_id, all_runs, limit)
+    return [run_as_dict(r) for r in rows]

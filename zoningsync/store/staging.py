@@ -1,0 +1,105 @@
+"""Staging: a run's fetched pages land in UNLOGGED tables by binary COPY.
+
+A page's rows, its quarantined records, its entry in the page ledger and the
+run's counters commit in one transaction, so a killed run never stages a page
+twice nor forgets one it staged; the resumed run fetches only the pages missing
+from the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from zoningsync.http import FetchStats
+from zoningsync.records import PreparedPage, Rejected
+from zoningsync.sql import queries
+
+SQL = queries("store.sql")
+
+STAGED_COLUMNS = (
+    "run_id", "page_id", "source_oid", "source_key", "chunk", "parcel_id", "zoning_code",
+    "zoning_desc", "attrs", "wkb", "source_edited_at", "row_hash",
+)
+QUARANTINE_COLUMNS = ("feed", "run_id", "source_key", "source_oid", "reason", "detail", "raw")
+
+
+class StatsDelta:
+    """The part of a run's FetchStats not yet written to its `runs` row."""
+
+    def __init__(self, stats: FetchStats) -> None:
+        self.stats = stats
+        self.flushed = (0, 0, 0)
+
+    def take(self) -> tuple[int, int, int]:
+        now = (self.stats.requests, self.stats.retries, self.stats.bytes)
+        delta = (now[0] - self.flushed[0], now[1] - self.flushed[1], now[2] - self.flushed[2])
+        self.flushed = now
+        return delta
+
+
+def _raw_json(raw: Any) -> Any:
+    """Quarantine keeps the record as received; make sure it is JSON-encodable."""
+    return orjson.loads(orjson.dumps(raw, default=str, option=orjson.OPT_NON_STR_KEYS))
+
+
+def quarantine_records(feed_id: str, run_id: int, rejected: Iterable[Rejected]
+                       ) -> list[tuple[Any, ...]]:
+    return [
+        (feed_id, run_id, r.source_key, r.oid, r.reason.value, r.detail, _raw_json(r.raw))
+        for r in rejected
+    ]
+
+
+async def staged_page_ids(conn: asyncpg.Connection[Any], run_id: int) -> set[str]:
+    return {row["page_id"] for row in await conn.fetch(SQL["staged_page_ids"], run_id)}
+
+
+async def stage_page(
+    conn: asyncpg.Connection[Any],
+    *,
+    feed_id: str,
+    run_id: int,
+    page: PreparedPage,
+    records: int,
+    stats: StatsDelta,
+) -> None:
+    rows = [
+        (run_id, page.page_id, r.oid, r.source_key, r.chunk, r.fields.get("parcel_id"),
+         r.fields.get("zoning_code"), r.fields.get("zoning_desc"), r.attrs, r.wkb,
+         r.edited_at, r.row_hash)
+        for r in page.rows
+    ]
+    async with conn.transaction():
+        if rows:
+            await conn.copy_records_to_table(
+                "staged_rows", schema_name="zoningsync", columns=STAGED_COLUMNS, records=rows
+            )
+        if page.rejected:
+            await conn.copy_records_to_table(
+                "quarantine", schema_name="zoningsync", columns=QUARANTINE_COLUMNS,
+                records=quarantine_records(feed_id, run_id, page.rejected),
+            )
+        await conn.execute(SQL["record_page"], run_id, page.page_id, records)
+        requests, retries, received = stats.take()
+        await conn.execute(
+            SQL["add_page_stats"], run_id, records, len(page.rejected), page.repaired,
+            requests, retries, received,
+        )
+
+
+async def stage_keys(conn: asyncpg.Connection[Any], run_id: int, keys: Sequence[str]) -> None:
+    if keys:
+        await conn.copy_records_to_table(
+            "staged_keys", schema_name="zoningsync", columns=("run_id", "source_key"),
+            records=[(run_id, key) for key in keys],
+        )
+
+
+async def clear_run_staging(conn: asyncpg.Connection[Any], run_id: int) -> None:
+    for name in ("clear_staged_rows", "clear_staged_pages", "clear_staged_keys",
+                 "clear_retiring"):
+        await conn.execute(SQL[name], run_id)
