@@ -3,9 +3,10 @@
 After `threshold` consecutive failed attempts the breaker opens and every call
 fails at once with `CircuitOpen` for `cooldown_s`. Then exactly one trial attempt
 is let through (half-open): a success closes the breaker, a failure opens it for
-another cooldown. Answers that say nothing about the host's health (a 404, an
-unusable record, a cancelled request) neither count nor reset; they only hand
-the trial slot to the next caller.
+another cooldown. Outcomes that say nothing about the host's health (a 404, an
+unusable record, a cancelled request, a 429 that the token bucket already
+answers by slowing down) neither count nor reset; they only hand the trial slot
+to the next caller.
 """
 
 from __future__ import annotations

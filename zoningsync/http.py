@@ -88,10 +88,13 @@ class BadAnswer(Exception):
 class _Retryable(Exception):
     """One attempt failed in a way that asking again may fix."""
 
-    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, reason: str, retry_after_s: float | None = None, *, throttled: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
+        self.throttled = throttled
 
 
 class _Redactor:
@@ -288,8 +291,13 @@ class Fetcher:
         try:
             body, content_type = await self._exchange(request)
             value = await interpret(body, content_type)
-        except _Retryable:
-            breaker.record_failure()
+        except _Retryable as exc:
+            # A throttled host is alive and already slowed down by its bucket;
+            # only real failures should count towards opening the breaker.
+            if exc.throttled:
+                breaker.record_neutral()
+            else:
+                breaker.record_failure()
             raise
         except BadAnswer as exc:
             breaker.record_neutral()
@@ -332,7 +340,8 @@ class Fetcher:
         if status in (429, 503):
             header = response.headers.get("Retry-After")
             retry_after = retry_after_seconds(header, datetime.now(UTC))
-            if status == 429 or retry_after is not None:
+            throttled = status == 429 or retry_after is not None
+            if throttled:
                 request.host.bucket.slow_down(time.monotonic(), retry_after or 0.0)
                 log.warning(
                     "http.slow_down", host=request.host.breaker.host, status=status,
@@ -343,7 +352,7 @@ class Fetcher:
                     f"{where}: the server asks to wait {retry_after:.0f} s, longer than "
                     f"zoningsync waits within a run ({MAX_RETRY_AFTER_S:.0f} s)"
                 )
-            raise _Retryable(f"HTTP {status}", retry_after)
+            raise _Retryable(f"HTTP {status}", retry_after, throttled=throttled)
         if status in RETRYABLE_STATUSES:
             raise _Retryable(f"HTTP {status}")
         if status in TOKEN_STATUSES:
