@@ -315,6 +315,27 @@ async def test_an_unreachable_host_is_retried_then_reported() -> None:
     assert stats.requests == 3
 
 
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.org/layer", "http:///no-host"])
+async def test_an_invalid_url_fails_at_once(fetcher: Fetcher, url: str) -> None:
+    stats = FetchStats()
+    with pytest.raises(FetchError, match=r"not a valid URL|not an http"):
+        await fetcher.get_json(url, retry=FAST, stats=stats)
+    assert stats.retries == 0
+
+
+async def test_a_cancelled_fetch_leaves_the_host_usable(upstream: Upstream) -> None:
+    slow_url = upstream.script("/slow", slow(10.0, ok({})))
+    fast_url = upstream.script("/fast", ok({"n": 1}))
+    async with Fetcher(breaker_threshold=1) as fetcher:
+        fetcher.set_host_limits(upstream.host, HostLimits(50.0, burst=10, max_concurrency=1))
+        stuck = asyncio.create_task(fetcher.get_json(slow_url, retry=FAST, stats=FetchStats()))
+        await eventually(lambda: upstream.in_flight == 1)
+        stuck.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stuck
+        assert await fetcher.get_json(fast_url, retry=FAST, stats=FetchStats()) == {"n": 1}
+
+
 # --- size limit ----------------------------------------------------------------------
 
 

@@ -91,6 +91,7 @@ class _Retryable(Exception):
     def __init__(
         self, reason: str, retry_after_s: float | None = None, *, throttled: bool = False
     ) -> None:
+        reason = " ".join(reason.split())  # error messages are one line
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
@@ -265,6 +266,8 @@ class Fetcher:
         interpret: Interpret[T],
     ) -> T:
         redact = _Redactor(url, params, data)
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise FetchError(f"{redact.url}: not an http(s) URL")
         request = _Request(method, url, params, data, retry, stats, redact, self._host(url))
         attempts = retry.max_retries + 1
         retrying = AsyncRetrying(
