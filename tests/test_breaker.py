@@ -112,3 +112,17 @@ def test_an_abandoned_trial_hands_the_slot_to_the_next_caller() -> None:
     b.before_attempt()
     b.record_neutral()
     b.before_attempt()
+
+
+def test_check_refuses_while_open_but_never_claims_the_trial() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    fail(b, 3)
+    with pytest.raises(CircuitOpen):
+        b.check()
+    clock.now += 30.0
+    b.check()
+    b.check()
+    b.before_attempt()
+    with pytest.raises(CircuitOpen):
+        b.check()

@@ -509,6 +509,21 @@ async def test_the_breaker_opens_after_consecutive_failures_and_then_fails_fast(
     assert stats.requests == 0
 
 
+async def test_requests_queued_for_a_failing_host_are_not_sent_once_the_breaker_opens(
+    upstream: Upstream,
+) -> None:
+    url = upstream.script("/q", slow(0.05, status(503)))
+    once = RetryPolicy(max_retries=0)
+    async with Fetcher(breaker_threshold=2) as fetcher:
+        fetcher.set_host_limits(upstream.host, HostLimits(50.0, burst=10, max_concurrency=1))
+        outcomes = await asyncio.gather(
+            *(fetcher.get_json(url, retry=once, stats=FetchStats()) for _ in range(6)),
+            return_exceptions=True,
+        )
+    assert [type(o) for o in outcomes] == [FetchError] * 2 + [CircuitOpen] * 4
+    assert len(upstream.hits) == 2
+
+
 async def test_a_successful_trial_after_the_cooldown_closes_the_breaker(
     upstream: Upstream,
 ) -> None:

@@ -43,14 +43,19 @@ class CircuitBreaker:
     def is_open(self) -> bool:
         return self._open_until is not None
 
-    def before_attempt(self) -> None:
-        """Raise `CircuitOpen` unless this attempt may go to the host."""
+    def check(self) -> None:
+        """Raise `CircuitOpen` if an attempt now would be refused (claims nothing)."""
         if self._open_until is None:
             return
         now = self._clock()
         if now < self._open_until or self._trial_in_flight:
             raise CircuitOpen(self._refusal(self._open_until - now))
-        self._trial_in_flight = True
+
+    def before_attempt(self) -> None:
+        """Raise `CircuitOpen` unless this attempt may go; when half-open it is the trial."""
+        self.check()
+        if self._open_until is not None:
+            self._trial_in_flight = True
 
     def record_success(self) -> None:
         self._failures = 0

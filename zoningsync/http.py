@@ -289,51 +289,52 @@ class Fetcher:
         return result
 
     async def _attempt(self, request: _Request, interpret: Interpret[T]) -> T:
-        breaker = request.host.breaker
-        breaker.before_attempt()
-        try:
-            body, content_type = await self._exchange(request)
-            value = await interpret(body, content_type)
-        except _Retryable as exc:
-            # A throttled host is alive and already slowed down by its bucket;
-            # only real failures should count towards opening the breaker.
-            if exc.throttled:
-                breaker.record_neutral()
-            else:
-                breaker.record_failure()
-            raise
-        except BadAnswer as exc:
-            breaker.record_neutral()
-            raise UpstreamRefused(
-                request.redact(f"{request.redact.url}: HTTP 200 but unusable answer: {exc}")
-            ) from None
-        except BaseException:
-            breaker.record_neutral()
-            raise
-        breaker.record_success()
+        host = request.host
+        host.breaker.check()
+        async with host.slots:
+            await host.bucket.acquire()
+            # Checked again: the host may have failed while this request queued.
+            host.breaker.before_attempt()
+            try:
+                body, content_type = await self._exchange(request)
+                value = await interpret(body, content_type)
+            except _Retryable as exc:
+                # A throttled host is alive and already slowed down by its bucket;
+                # only real failures count towards opening the breaker.
+                if exc.throttled:
+                    host.breaker.record_neutral()
+                else:
+                    host.breaker.record_failure()
+                raise
+            except BadAnswer as exc:
+                host.breaker.record_neutral()
+                raise UpstreamRefused(
+                    request.redact(f"{request.redact.url}: HTTP 200 but unusable answer: {exc}")
+                ) from None
+            except BaseException:
+                host.breaker.record_neutral()
+                raise
+        host.breaker.record_success()
         return value
 
     async def _exchange(self, request: _Request) -> tuple[bytes, str]:
         if self._session is None:
             raise RuntimeError("Fetcher used outside `async with Fetcher()`")
-        timeout = aiohttp.ClientTimeout(total=request.retry.timeout_s)
-        async with request.host.slots:
-            await request.host.bucket.acquire()
-            request.stats.requests += 1
-            try:
-                async with self._session.request(
-                    request.method, request.url, params=request.params, data=request.data,
-                    timeout=timeout,
-                ) as response:
-                    self._judge_status(request, response)
-                    body = await self._read_body(request, response)
-                    return body, response.headers.get("Content-Type", "")
-            except aiohttp.InvalidURL:
-                raise FetchError(f"{request.redact.url}: not a valid URL") from None
-            except TimeoutError:
-                raise _Retryable(f"no answer within {request.retry.timeout_s:g} s") from None
-            except aiohttp.ClientError as exc:
-                raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+        request.stats.requests += 1
+        try:
+            async with self._session.request(
+                request.method, request.url, params=request.params, data=request.data,
+                timeout=aiohttp.ClientTimeout(total=request.retry.timeout_s),
+            ) as response:
+                self._judge_status(request, response)
+                body = await self._read_body(request, response)
+                return body, response.headers.get("Content-Type", "")
+        except aiohttp.InvalidURL:
+            raise FetchError(f"{request.redact.url}: not a valid URL") from None
+        except TimeoutError:
+            raise _Retryable(f"no answer within {request.retry.timeout_s:g} s") from None
+        except aiohttp.ClientError as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
 
     def _judge_status(self, request: _Request, response: aiohttp.ClientResponse) -> None:
         status = response.status
