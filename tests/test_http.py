@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 from zoningsync import __version__
 from zoningsync.errors import CircuitOpen, FetchError, TokenRejected, UpstreamRefused
 from zoningsync.http import (
+    THREAD_PARSE_BYTES,
     BadAnswer,
     Fetcher,
     FetchStats,
@@ -174,6 +175,15 @@ async def test_get_json_sends_params_and_returns_the_parsed_answer(
     assert got == answer
     assert upstream.hits[0].query == {"where": "1=1", "f": "json"}
     assert (stats.requests, stats.retries, stats.bytes) == (1, 0, len(orjson.dumps(answer)))
+
+
+async def test_a_large_answer_is_parsed_off_the_event_loop_to_the_same_value(
+    upstream: Upstream, fetcher: Fetcher
+) -> None:
+    answer = {"features": [{"attributes": {"OBJECTID": n, "ZONE": "R-1"}} for n in range(10_000)]}
+    assert len(orjson.dumps(answer)) > THREAD_PARSE_BYTES
+    url = upstream.script("/query", ok(answer))
+    assert await fetcher.get_json(url, retry=FAST, stats=FetchStats()) == answer
 
 
 async def test_post_json_sends_the_data_form_encoded(upstream: Upstream, fetcher: Fetcher) -> None:
