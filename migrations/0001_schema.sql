@@ -3,7 +3,7 @@
 -- quarantine of rejected records. Planners read the views of 0002; the daemon
 -- writes these tables.
 
-CREATE EXTENSION IF NOT EXISTS postgis;
+CREATE EXTENSION IF NOT EXISTS postgis WITH SCHEMA public;
 
 CREATE SCHEMA IF NOT EXISTS zoningsync;
 COMMENT ON SCHEMA zoningsync IS

@@ -1,0 +1,64 @@
+"""Roles: planners read views only; the daemon writes tables."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+VIEWS = ("parcels", "zoning_districts", "zoning_changes_recent", "pending_cases")
+BASE_TABLES = ("features", "feature_history", "feeds", "runs", "quarantine", "cases")
+
+
+@pytest.mark.parametrize("view", VIEWS)
+async def test_reader_role_can_read_every_planner_view(db: asyncpg.Connection, view: str) -> None:
+    await db.execute("SET ROLE zoningsync_reader")
+    assert await db.fetch(f"SELECT * FROM zoningsync.{view} LIMIT 1") == []
+
+
+@pytest.mark.parametrize("table", BASE_TABLES)
+async def test_reader_role_cannot_read_base_tables(db: asyncpg.Connection, table: str) -> None:
+    await db.execute("SET ROLE zoningsync_reader")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await db.fetch(f"SELECT * FROM zoningsync.{table} LIMIT 1")
+
+
+async def test_reader_role_cannot_write(db: asyncpg.Connection) -> None:
+    await db.execute("SET ROLE zoningsync_reader")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await db.execute(
+            "INSERT INTO zoningsync.feeds (id, jurisdiction, feed, kind, source_type, url)"
+            " VALUES ('x/y', 'x', 'y', 'parcels', 'arcgis', 'http://127.0.0.1/')")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await db.execute("DELETE FROM zoningsync.parcels")
+
+
+async def test_writer_role_can_write_feeds_and_runs(db: asyncpg.Connection) -> None:
+    await db.execute("SET ROLE zoningsync_writer")
+    await db.execute(
+        "INSERT INTO zoningsync.feeds (id, jurisdiction, feed, kind, source_type, url)"
+        " VALUES ('x/y', 'x', 'y', 'parcels', 'arcgis', 'http://127.0.0.1/')")
+    run_id = await db.fetchval(
+        "INSERT INTO zoningsync.runs (feed, mode) VALUES ('x/y', 'full') RETURNING id")
+    assert run_id is not None
+
+
+async def test_parcels_view_has_one_row_per_current_parcel(db: asyncpg.Connection) -> None:
+    await db.execute(
+        "INSERT INTO zoningsync.feeds (id, jurisdiction, feed, kind, source_type, url)"
+        " VALUES ('j/p', 'j', 'p', 'parcels', 'arcgis', 'http://127.0.0.1/')")
+    run_id = await db.fetchval(
+        "INSERT INTO zoningsync.runs (feed, mode) VALUES ('j/p', 'full') RETURNING id")
+    for key in ("A", "B"):
+        await db.execute(
+            """INSERT INTO zoningsync.features (feed, source_key, jurisdiction, kind, parcel_id,
+                   zoning_code, geom, h3, row_hash, first_run, last_run)
+               VALUES ('j/p', $1, 'j', 'parcels', $1, 'R-4',
+                   ST_Multi(ST_MakeEnvelope(0, 0, 1, 1, 4326)), '872a1072bffffff', '\\x00',
+                   $2, $2)""", key, run_id)
+    rows = await db.fetch("SELECT parcel_id, zoning_code FROM zoningsync.parcels ORDER BY 1")
+    assert [tuple(r) for r in rows] == [("A", "R-4"), ("B", "R-4")]
+    columns = {r["column_name"] for r in await db.fetch(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = 'zoningsync' AND table_name = 'parcels'")}
+    assert {"jurisdiction", "feed", "parcel_id", "zoning_code", "zoning_desc", "attrs", "geom",
+            "h3", "updated_at"} <= columns

@@ -1,0 +1,1 @@
+"""Subcommands of the `zoningsync` command, one module per family."""
