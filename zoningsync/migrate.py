@@ -35,9 +35,9 @@ CREATE TABLE IF NOT EXISTS zoningsync.schema_migrations (
 );
 COMMENT ON TABLE zoningsync.schema_migrations IS
     'SQL migrations applied to this database, with the checksum of each file as applied.';
-COMMENT ON COLUMN zoningsync.schema_migrations.version IS 'Number at the start of the file name.';
+COMMENT ON COLUMN zoningsync.schema_migrations.version IS 'Number heading the file name.';
 COMMENT ON COLUMN zoningsync.schema_migrations.name IS 'File name of the migration.';
-COMMENT ON COLUMN zoningsync.schema_migrations.checksum IS 'sha256 of the file when it was applied.';
+COMMENT ON COLUMN zoningsync.schema_migrations.checksum IS 'sha256 of the file as applied.';
 COMMENT ON COLUMN zoningsync.schema_migrations.applied_at IS 'When it was applied.';
 """
 

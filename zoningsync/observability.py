@@ -9,6 +9,7 @@ how zoningsync proves that CPU work really stays off the loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -68,10 +69,8 @@ class LoopLagProbe:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     def percentile(self, q: float) -> float:
