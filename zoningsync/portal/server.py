@@ -1,0 +1,199 @@
+"""Start and stop the simulated county portal, in-process or from the command line.
+
+In-process (tests, the demo)::
+
+    async with run_portal(County(5000, seed=1), Behaviours(silent_cap=70)) as portal:
+        portal.base_url          # "http://127.0.0.1:PORT"
+        portal.layer_url(0)      # ".../arcgis/rest/services/Wake/FeatureServer/0"
+        portal.county            # the County being served (publish/republish it)
+        portal.behaviours        # mutable; read on every request
+        portal.app.stats         # Stats: requests per kind, arrival times
+
+Command line: `python -m zoningsync.portal --host 127.0.0.1 --port 0 --parcels N
+--seed S --crs {4326,2264,102100} --behaviour key=value ...` prints the base URL
+on stdout (one flushed line) once listening, logs to stderr, and serves until
+SIGTERM or SIGINT.
+
+Admin routes (JSON), for tests and the benchmark: POST `/_portal/publish`
+{"fraction": 0.01, "seed": 1} answers the publish summary (counts, PINs);
+POST `/_portal/republish`; POST `/_portal/behaviour` {key: value} answers all
+behaviours; GET `/_portal/stats` {"requests": {kind: n}, "arrivals": [s, ...]};
+POST `/_portal/stats/reset`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from zoningsync.portal.arcgis import SERVICE_PATH, FeatureService, Stats
+from zoningsync.portal.behaviours import BehaviourError, Behaviours
+from zoningsync.portal.county import SUPPORTED_CRS, County
+
+__all__ = ["Behaviours", "PortalApp", "RunningPortal", "main", "run_portal"]
+
+log = logging.getLogger("zoningsync.portal")
+
+
+class PortalApp:
+    """The aiohttp application: ArcGIS routes plus the admin routes, one worker thread."""
+
+    def __init__(self, county: County, behaviours: Behaviours | None = None) -> None:
+        self.county = county
+        self.behaviours = behaviours if behaviours is not None else Behaviours()
+        self.stats = Stats()
+        self.worker = ThreadPoolExecutor(1, thread_name_prefix="portal")
+        self.service = FeatureService(county, self.behaviours, self.stats, self.worker)
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.add_routes(self.service.routes())
+        app.add_routes([
+            web.post("/_portal/publish", self.publish),
+            web.post("/_portal/republish", self.republish),
+            web.post("/_portal/behaviour", self.set_behaviour),
+            web.get("/_portal/stats", self.get_stats),
+            web.post("/_portal/stats/reset", self.reset_stats),
+        ])
+        return app
+
+    async def _in_worker(self, work: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.worker, work, *args)
+
+    async def publish(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        try:
+            fraction, seed = float(body.get("fraction", 0.01)), int(body.get("seed", 1))
+            summary = await self._in_worker(self.county.publish, fraction, seed)
+        except (TypeError, ValueError) as exc:
+            return _admin_error(str(exc))
+        log.info("published version %s: %s changed, %s deleted, %s added", summary["version"],
+                 summary["changed"], summary["deleted"], summary["added"])
+        return _answer(summary)
+
+    async def republish(self, request: web.Request) -> web.Response:
+        return _answer(await self._in_worker(self.county.republish))
+
+    async def set_behaviour(self, request: web.Request) -> web.Response:
+        try:
+            self.behaviours.update(await _json_body(request))
+        except BehaviourError as exc:
+            return _admin_error(str(exc))
+        return _answer(self.behaviours.as_dict())
+
+    async def get_stats(self, request: web.Request) -> web.Response:
+        return _answer({"requests": self.stats.requests, "arrivals": self.stats.arrivals})
+
+    async def reset_stats(self, request: web.Request) -> web.Response:
+        self.stats.reset()
+        return _answer({"reset": True})
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise web.HTTPBadRequest(text=f"the body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="the body must be a JSON object")
+    return body
+
+
+def _answer(data: Any) -> web.Response:
+    return web.Response(body=orjson.dumps(data), content_type="application/json")
+
+
+def _admin_error(message: str) -> web.Response:
+    return web.Response(status=400, body=orjson.dumps({"error": message}),
+                        content_type="application/json")
+
+
+@dataclass
+class RunningPortal:
+    base_url: str
+    county: County
+    behaviours: Behaviours
+    app: PortalApp
+
+    def layer_url(self, layer: int) -> str:
+        return f"{self.base_url}{SERVICE_PATH}/{layer}"
+
+    @property
+    def service_url(self) -> str:
+        return self.base_url + SERVICE_PATH
+
+
+@asynccontextmanager
+async def run_portal(county: County, behaviours: Behaviours | None = None,
+                     host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[RunningPortal]:
+    """Serve the county until the block ends; port 0 picks a free port."""
+    portal = PortalApp(county, behaviours)
+    runner = web.AppRunner(portal.application(), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0][1]
+        yield RunningPortal(f"http://{host}:{bound}", county, portal.behaviours, portal)
+    finally:
+        await runner.cleanup()
+        portal.worker.shutdown(wait=True, cancel_futures=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m zoningsync.portal`: serve a simulated county until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m zoningsync.portal",
+                                     description="Serve a simulated county ArcGIS portal.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--parcels", type=int, default=5000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--crs", type=int, default=4326, choices=SUPPORTED_CRS)
+    parser.add_argument("--behaviour", action="append", default=[], metavar="KEY=VALUE",
+                        help="e.g. pagination=false, silent_cap=70, http_429_rate=0.1")
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    behaviours = Behaviours()
+    try:
+        pairs = [item.split("=", 1) for item in args.behaviour]
+        if any(len(pair) != 2 for pair in pairs):
+            raise BehaviourError("--behaviour wants KEY=VALUE")
+        behaviours.update(dict(pairs))
+        if args.parcels < 1:
+            raise BehaviourError("--parcels must be at least 1")
+    except BehaviourError as exc:
+        parser.error(str(exc))
+    try:
+        asyncio.run(_serve(args, behaviours))
+    except OSError as exc:
+        log.error("cannot serve on %s:%s: %s", args.host, args.port, exc)
+        return 1
+    return 0
+
+
+async def _serve(args: argparse.Namespace, behaviours: Behaviours) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("generating %s parcels (seed %s, EPSG %s)", args.parcels, args.seed, args.crs)
+    county = await loop.run_in_executor(None, County, args.parcels, args.seed, args.crs)
+    async with run_portal(county, behaviours, args.host, args.port) as portal:
+        print(portal.base_url, flush=True)
+        log.info("serving %s", portal.service_url)
+        await stop.wait()
+    log.info("stopped")
