@@ -1,0 +1,67 @@
+"""Field values keep their exact upstream meaning, whatever the declared type says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from zoningsync.producers.arcgis.fields import FieldMap, normalize_value
+
+
+@pytest.mark.parametrize(
+    ("value", "field_type", "expected"),
+    [
+        (1614834367000, "esriFieldTypeDate", "2021-03-04T05:06:07Z"),
+        (1614834367123, "esriFieldTypeDate", "2021-03-04T05:06:07.123Z"),
+        (-86400000, "esriFieldTypeDate", "1969-12-31T00:00:00Z"),
+        ("2021-03-04", "esriFieldTypeDateOnly", "2021-03-04"),
+        ("2021-03-04T00:06:07-05:00", "esriFieldTypeTimestampOffset", "2021-03-04T05:06:07Z"),
+        (2**53 + 1, "esriFieldTypeBigInteger", 2**53 + 1),
+        (1614834367000, "esriFieldTypeInteger", 1614834367000),
+        (0.1 + 0.2, "esriFieldTypeDouble", 0.1 + 0.2),
+        ("NIECE JERMEY J & SARAH R    ", "esriFieldTypeString", "NIECE JERMEY J & SARAH R"),
+        ("  4660", "esriFieldTypeString", "  4660"),
+        (None, "esriFieldTypeDate", None),
+        (None, "esriFieldTypeString", None),
+    ],
+)
+def test_values_are_normalized_by_declared_type(value: Any, field_type: str,
+                                                expected: Any) -> None:
+    result = normalize_value(value, field_type)
+    assert result == expected
+    assert type(result) is type(expected)
+
+
+def field_map(key: tuple[str, ...] = ("PIN",)) -> FieldMap:
+    return FieldMap(
+        field_types={"OBJECTID": "esriFieldTypeOID", "PIN": "esriFieldTypeString",
+                     "ZONING": "esriFieldTypeString", "EDITED": "esriFieldTypeDate",
+                     "BOOK": "esriFieldTypeInteger", "PAGE": "esriFieldTypeInteger",
+                     "SHAPE": "esriFieldTypeGeometry"},
+        oid_field="OBJECTID", canonical={"parcel_id": "PIN", "zoning_code": "ZONING"},
+        key=key, edit_date_field="EDITED")
+
+
+def test_a_record_splits_canonical_columns_from_attrs_and_drops_the_oid() -> None:
+    feature = {"attributes": {"OBJECTID": 7, "PIN": "0794 ", "ZONING": "R-4",
+                              "EDITED": 1614834367000, "BOOK": 12, "PAGE": None},
+               "geometry": {"rings": []}}
+    record = field_map().record(feature)
+    assert record.oid == 7
+    assert record.source_key == "0794"
+    assert record.fields == {"parcel_id": "0794", "zoning_code": "R-4"}
+    assert record.attrs == {"EDITED": "2021-03-04T05:06:07Z", "BOOK": 12, "PAGE": None}
+    assert record.edited_at == datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
+    assert record.raw is feature
+
+
+def test_a_blank_or_null_key_is_missing() -> None:
+    assert field_map().source_key({"PIN": "   "}) is None
+    assert field_map().source_key({"PIN": None}) is None
+
+
+def test_a_composite_key_is_a_json_array() -> None:
+    assert field_map(("BOOK", "PAGE")).source_key({"BOOK": 12, "PAGE": 7}) == "[12,7]"
+    assert field_map(("BOOK", "PAGE")).source_key({"BOOK": 12, "PAGE": None}) is None

@@ -1,0 +1,49 @@
+"""What counts as a usable ArcGIS answer.
+
+ArcGIS servers answer errors as JSON with HTTP 200 (`{"error": {"code": 500}}`),
+token problems as codes 498/499, and a refused `where` clause as code 400. These
+checks run on every parsed answer: transient errors are retried by the fetcher,
+a refused query or a rejected token is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from zoningsync.errors import TokenRejected
+from zoningsync.http import BadAnswer
+
+REFUSED_HINTS = ("where", "invalid query", "parameter", "sql", "syntax")
+
+
+def _describe(error: dict[str, Any]) -> str:
+    details = error.get("details") or []
+    text = str(error.get("message") or "error")
+    if details:
+        text += " (" + "; ".join(str(d) for d in details) + ")"
+    return f"ArcGIS error {error.get('code', '?')}: {text}"
+
+
+def answer_check(expect: str, token_env: str | None) -> Callable[[Any], None]:
+    """A `check` for the fetcher: the answer must be an object holding `expect`."""
+
+    def check(answer: Any) -> None:
+        if not isinstance(answer, dict):
+            raise BadAnswer(f"expected a JSON object, got {type(answer).__name__}")
+        error = answer.get("error")
+        if isinstance(error, dict):
+            code = error.get("code")
+            if code in (498, 499):
+                where = (f"check the token in the environment variable {token_env}"
+                         if token_env else "the layer needs a token: set token_env in the "
+                         "feed's source file")
+                raise TokenRejected(f"{_describe(error)}; {where}")
+            described = _describe(error).lower()
+            if code == 400 and any(hint in described for hint in REFUSED_HINTS):
+                raise BadAnswer(_describe(error), retryable=False)
+            raise BadAnswer(_describe(error))
+        if expect not in answer:
+            raise BadAnswer(f"the answer has no '{expect}'")
+
+    return check

@@ -1,0 +1,60 @@
+"""Layer metadata (`<layer>?f=json`): what the server can do and how its data is shaped."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from zoningsync.errors import UpstreamRefused
+from zoningsync.records import CrsSpec
+
+OID_TYPE = "esriFieldTypeOID"
+DEFAULT_MAX_RECORD_COUNT = 1000
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    url: str
+    name: str
+    oid_field: str
+    edit_date_field: str | None
+    geometry_type: str
+    crs: CrsSpec | None
+    max_record_count: int
+    supports_pagination: bool
+    supports_geojson: bool
+    fields: Mapping[str, str]
+
+
+def parse_layer(url: str, meta: Mapping[str, Any]) -> LayerInfo:
+    fields = {str(f["name"]): str(f.get("type", "")) for f in meta.get("fields") or []
+              if isinstance(f, dict) and "name" in f}
+    oid_field = meta.get("objectIdField") or next(
+        (name for name, kind in fields.items() if kind == OID_TYPE), None)
+    if not oid_field:
+        raise UpstreamRefused(
+            f"{url}: the layer declares no object id field (objectIdField or a field of type "
+            f"{OID_TYPE}); zoningsync cannot page it reliably")
+    edit_info = meta.get("editFieldsInfo") or {}
+    edit_field = edit_info.get("editDateField") if isinstance(edit_info, dict) else None
+    if edit_field not in fields:
+        edit_field = None
+    advanced = meta.get("advancedQueryCapabilities") or {}
+    crs = (CrsSpec.from_esri(meta.get("sourceSpatialReference"))
+           or CrsSpec.from_esri((meta.get("extent") or {}).get("spatialReference"))
+           or CrsSpec.from_esri(meta.get("spatialReference")))
+    formats = str(meta.get("supportedQueryFormats") or "").lower()
+    return LayerInfo(
+        url=url,
+        name=str(meta.get("name") or ""),
+        oid_field=str(oid_field),
+        edit_date_field=edit_field,
+        geometry_type=str(meta.get("geometryType") or ""),
+        crs=crs,
+        max_record_count=int(meta.get("maxRecordCount") or DEFAULT_MAX_RECORD_COUNT),
+        supports_pagination=bool(meta.get("supportsPagination")
+                                 or advanced.get("supportsPagination")),
+        supports_geojson="geojson" in formats,
+        fields=fields,
+    )
