@@ -19,6 +19,7 @@ import orjson
 from zoningsync import __version__
 from zoningsync.commands.db import db
 from zoningsync.commands.demo import demo
+from zoningsync.commands.sync import quarantine, runs, sync
 from zoningsync.errors import ZoningsyncError
 from zoningsync.observability import configure_logging
 from zoningsync.settings import Settings, load_settings
@@ -66,6 +67,9 @@ def cli(ctx: click.Context, database_url: str | None, state_dir: str | None,
 
 cli.add_command(db)
 cli.add_command(demo)
+cli.add_command(sync)
+cli.add_command(runs)
+cli.add_command(quarantine)
 
 
 @cli.command()

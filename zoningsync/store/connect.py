@@ -10,7 +10,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
@@ -19,6 +19,8 @@ from zoningsync.errors import DatabaseUnreachable
 from zoningsync.settings import redact_url
 
 APPLICATION_NAME = "zoningsync"
+# A connection of our own or one borrowed from a pool: store functions take either.
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 JSONB_VERSION = b"\x01"  # jsonb binary format: a version byte, then JSON text
 
 

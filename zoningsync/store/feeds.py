@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import asyncpg
-
 from zoningsync.config import FeedConfig
 from zoningsync.sql import queries
+from zoningsync.store.connect import Conn
 
 SQL = queries("store.sql")
 
@@ -20,14 +19,14 @@ def _config_snapshot(feed: FeedConfig) -> dict[str, Any]:
     return snapshot
 
 
-async def register_feed(conn: asyncpg.Connection[Any], feed: FeedConfig) -> None:
+async def register_feed(conn: Conn, feed: FeedConfig) -> None:
     await conn.execute(
         SQL["upsert_feed"], feed.full_id, feed.jurisdiction, feed.id, feed.kind.value,
         feed.type, feed.url, _config_snapshot(feed),
     )
 
 
-async def pause_state(conn: asyncpg.Connection[Any], feed_id: str) -> tuple[bool, str | None]:
+async def pause_state(conn: Conn, feed_id: str) -> tuple[bool, str | None]:
     row = await conn.fetchrow(SQL["feed_pause_state"], feed_id)
     if row is None:
         return False, None

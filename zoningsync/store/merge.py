@@ -13,12 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
-
-import asyncpg
 
 from zoningsync.config import FeedConfig
 from zoningsync.sql import queries
+from zoningsync.store.connect import Conn
 
 SQL = queries("store.sql")
 BATCH_ROWS = 20_000
@@ -53,7 +51,7 @@ class MergeTotals:
     chunks_written: int = 0
 
 
-async def plan_retirements(conn: asyncpg.Connection[Any], run_id: int, feed_id: str,
+async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
                            how: Retirement) -> None:
     """Fill `retiring` for the run; recomputing it on resume gives the same keys."""
     async with conn.transaction():
@@ -66,7 +64,7 @@ async def plan_retirements(conn: asyncpg.Connection[Any], run_id: int, feed_id: 
         await conn.execute(SQL["retire_quarantined"], run_id, feed_id)
 
 
-async def chunk_states(conn: asyncpg.Connection[Any], run_id: int, feed_id: str,
+async def chunk_states(conn: Conn, run_id: int, feed_id: str,
                        *, full_read: bool) -> list[ChunkState]:
     chunks = [r["chunk"] for r in await conn.fetch(
         SQL["candidate_chunks"], run_id, feed_id, full_read)]
@@ -91,7 +89,7 @@ def batches(states: Sequence[ChunkState], max_rows: int = BATCH_ROWS
         yield batch
 
 
-async def merge_batch(conn: asyncpg.Connection[Any], run_id: int, feed: FeedConfig,
+async def merge_batch(conn: Conn, run_id: int, feed: FeedConfig,
                       batch: Sequence[ChunkState]) -> MergeTotals:
     """Merge a batch of changed chunks in one transaction, checkpoints included."""
     chunks = [s.chunk for s in batch]

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from zoningsync.sql import queries
+from zoningsync.store.connect import Conn
 from zoningsync.store.staging import clear_run_staging
 
 SQL = queries("store.sql")
@@ -38,7 +39,7 @@ class LastSuccess:
     oid_set_hash: str | None
 
 
-async def interrupted_run(conn: asyncpg.Connection[Any], feed_id: str) -> InterruptedRun | None:
+async def interrupted_run(conn: Conn, feed_id: str) -> InterruptedRun | None:
     """The feed's run left `running` by a process that died (we hold the lease now)."""
     row = await conn.fetchrow(SQL["interrupted_run"], feed_id)
     if row is None:
@@ -46,7 +47,7 @@ async def interrupted_run(conn: asyncpg.Connection[Any], feed_id: str) -> Interr
     return InterruptedRun(row["id"], row["mode"], row["phase"], dict(row["cursor"]))
 
 
-async def last_success(conn: asyncpg.Connection[Any], feed_id: str) -> LastSuccess | None:
+async def last_success(conn: Conn, feed_id: str) -> LastSuccess | None:
     row = await conn.fetchrow(SQL["last_success"], feed_id)
     if row is None:
         return None
@@ -54,11 +55,11 @@ async def last_success(conn: asyncpg.Connection[Any], feed_id: str) -> LastSucce
                        row["oid_set_hash"])
 
 
-async def runs_since_full(conn: asyncpg.Connection[Any], feed_id: str) -> int:
+async def runs_since_full(conn: Conn, feed_id: str) -> int:
     return int(await conn.fetchval(SQL["runs_since_full"], feed_id))
 
 
-async def start_run(conn: asyncpg.Connection[Any], feed_id: str, mode: str) -> int:
+async def start_run(conn: Conn, feed_id: str, mode: str) -> int:
     """Open a new run; runs it supersedes are closed and their staging dropped."""
     run_id = int(await conn.fetchval(SQL["start_run"], feed_id, mode))
     for row in await conn.fetch(SQL["abandon_older_runs"], feed_id, run_id):
@@ -66,11 +67,11 @@ async def start_run(conn: asyncpg.Connection[Any], feed_id: str, mode: str) -> i
     return run_id
 
 
-async def resume_run(conn: asyncpg.Connection[Any], run_id: int) -> None:
+async def resume_run(conn: Conn, run_id: int) -> None:
     await conn.execute(SQL["resume_run"], run_id)
 
 
-async def fail_run(conn: asyncpg.Connection[Any], run_id: int, status: str, error: str,
+async def fail_run(conn: Conn, run_id: int, status: str, error: str,
                    seconds: float) -> None:
     """Close a run that stopped early; its staging stays so the next sync resumes it."""
     await conn.execute(SQL["fail_run"], run_id, status, error, seconds)
@@ -86,18 +87,18 @@ def run_as_dict(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-async def get_run(conn: asyncpg.Connection[Any], run_id: int) -> dict[str, Any]:
+async def get_run(conn: Conn, run_id: int) -> dict[str, Any]:
     row = await conn.fetchrow(SQL["run_by_id"], run_id)
     assert row is not None
     return run_as_dict(row)
 
 
-async def list_runs(conn: asyncpg.Connection[Any], feed_id: str | None, limit: int
+async def list_runs(conn: Conn, feed_id: str | None, limit: int
                     ) -> list[dict[str, Any]]:
     return [run_as_dict(r) for r in await conn.fetch(SQL["list_runs"], feed_id, limit)]
 
 
-async def list_quarantine(conn: asyncpg.Connection[Any], feed_id: str | None, *,
+async def list_quarantine(conn: Conn, feed_id: str | None, *,
                           all_runs: bool, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(SQL["list_quarantine"], feed_id, all_runs, limit)
     return [run_as_dict(r) for r in rows]

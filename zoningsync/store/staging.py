@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import asyncpg
 import orjson
 
 from zoningsync.http import FetchStats
 from zoningsync.records import PreparedPage, Rejected
 from zoningsync.sql import queries
+from zoningsync.store.connect import Conn
 
 SQL = queries("store.sql")
 
@@ -54,12 +54,12 @@ def quarantine_records(feed_id: str, run_id: int, rejected: Iterable[Rejected]
     ]
 
 
-async def staged_page_ids(conn: asyncpg.Connection[Any], run_id: int) -> set[str]:
+async def staged_page_ids(conn: Conn, run_id: int) -> set[str]:
     return {row["page_id"] for row in await conn.fetch(SQL["staged_page_ids"], run_id)}
 
 
 async def stage_page(
-    conn: asyncpg.Connection[Any],
+    conn: Conn,
     *,
     feed_id: str,
     run_id: int,
@@ -91,7 +91,7 @@ async def stage_page(
         )
 
 
-async def stage_keys(conn: asyncpg.Connection[Any], run_id: int, keys: Sequence[str]) -> None:
+async def stage_keys(conn: Conn, run_id: int, keys: Sequence[str]) -> None:
     if keys:
         await conn.copy_records_to_table(
             "staged_keys", schema_name="zoningsync", columns=("run_id", "source_key"),
@@ -99,7 +99,7 @@ async def stage_keys(conn: asyncpg.Connection[Any], run_id: int, keys: Sequence[
         )
 
 
-async def clear_run_staging(conn: asyncpg.Connection[Any], run_id: int) -> None:
+async def clear_run_staging(conn: Conn, run_id: int) -> None:
     for name in ("clear_staged_rows", "clear_staged_pages", "clear_staged_keys",
                  "clear_retiring"):
         await conn.execute(SQL[name], run_id)

@@ -1,0 +1,181 @@
+"""A feed run end to end: simulated portal → real PostGIS, with history and checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.portal_helpers import feed_config
+from zoningsync.commands.sync import sync_feeds
+from zoningsync.config import FeedConfig
+from zoningsync.portal.county import County
+from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.settings import Settings
+
+PARCELS = 1500
+
+
+def settings_for(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=db_url, state_dir=tmp_path, sources=tmp_path,
+                    cluster_user="zoningsync", log_level="warning", config_file=None)
+
+
+async def run(db_url: str, tmp_path: Path, feed: FeedConfig, *, full: bool = False
+              ) -> dict[str, Any]:
+    [summary] = await sync_feeds(settings_for(db_url, tmp_path), [feed], full=full,
+                                 interactive=False)
+    assert summary["status"] == "succeeded", summary
+    return summary
+
+
+@pytest.fixture
+async def portal() -> AsyncIterator[RunningPortal]:
+    async with run_portal(County(PARCELS, seed=11)) as running:
+        yield running
+
+
+async def table_state(db: asyncpg.Connection) -> list[tuple[Any, ...]]:
+    rows = await db.fetch(
+        "SELECT source_key, parcel_id, zoning_code, zoning_desc, attrs, row_hash, h3,"
+        " ST_AsBinary(geom) FROM zoningsync.features ORDER BY source_key")
+    return [tuple(r) for r in rows]
+
+
+async def count(db: asyncpg.Connection, table: str, where: str = "true") -> int:
+    return int(await db.fetchval(f"SELECT count(*) FROM zoningsync.{table} WHERE {where}"))
+
+
+async def test_a_first_run_stores_or_quarantines_every_record(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    summary = await run(db_url, tmp_path, feed_config(tmp_path, portal.layer_url(0)))
+    stored = await count(db, "features")
+    quarantined = await count(db, "quarantine")
+    assert summary["mode"] == "full"
+    assert summary["fetched"] == PARCELS
+    assert summary["fetched"] == stored + quarantined
+    assert summary["inserted"] == stored
+    assert summary["quarantined"] == quarantined
+    assert await count(db, "feature_history", "op = 'insert'") == stored
+    assert summary["chunks_written"] == summary["chunks_total"] > 0
+    assert await count(db, "chunk_checkpoints") == summary["chunks_written"]
+
+
+async def test_a_second_run_of_unchanged_data_writes_nothing(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    before = await table_state(db)
+    history = await count(db, "feature_history")
+    summary = await run(db_url, tmp_path, feed)
+    assert (summary["inserted"], summary["updated"], summary["retired"]) == (0, 0, 0)
+    assert summary["chunks_written"] == 0
+    assert await count(db, "feature_history") == history
+    assert await table_state(db) == before
+
+
+async def test_a_full_rerun_of_unchanged_data_skips_every_chunk(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    summary = await run(db_url, tmp_path, feed, full=True)
+    assert summary["mode"] == "full"
+    assert summary["chunks_written"] == 0
+    assert summary["chunks_skipped"] == summary["chunks_total"] > 0
+    assert summary["unchanged"] == await count(db, "features")
+
+
+async def test_a_changed_county_writes_only_changes_with_history(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    history = await count(db, "feature_history")
+    published = portal.county.publish(0.05, seed=2)
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["mode"] == "incremental"
+    assert summary["retired"] == published["deleted"]
+    assert summary["inserted"] == published["added"]
+    assert 0 < summary["updated"] <= published["changed"]
+    written = summary["inserted"] + summary["updated"] + summary["retired"]
+    assert await count(db, "feature_history") - history == written
+    retired_keys = {r["source_key"] for r in await db.fetch(
+        "SELECT source_key FROM zoningsync.feature_history WHERE op = 'retire'")}
+    assert retired_keys == set(published["deleted_pins"])
+    changes = await db.fetch("SELECT old_code, new_code FROM zoningsync.zoning_changes")
+    assert changes and all(c["old_code"] != c["new_code"] for c in changes)
+
+
+async def test_an_incremental_run_leaves_checkpoints_a_full_read_agrees_with(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    portal.county.publish(0.05, seed=3)
+    assert (await run(db_url, tmp_path, feed))["mode"] == "incremental"
+    history = await count(db, "feature_history")
+    summary = await run(db_url, tmp_path, feed, full=True)
+    assert summary["chunks_written"] == 0
+    assert await count(db, "feature_history") == history
+
+
+async def test_renumbered_object_ids_change_nothing(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    before = await table_state(db)
+    portal.county.republish()
+    summary = await run(db_url, tmp_path, feed)
+    assert (summary["inserted"], summary["updated"], summary["retired"]) == (0, 0, 0)
+    assert await table_state(db) == before
+
+
+async def test_incremental_deletions_without_edits_are_found_by_the_key_diff(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    published = portal.county.publish(0.02, seed=4)
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["retired"] == published["deleted"] > 0
+
+
+async def test_quarantine_holds_each_rejected_record_with_a_reason(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path) -> None:
+    async with run_portal(County(3000, seed=3)) as portal:  # holds null and bow-tie parcels
+        summary = await run(db_url, tmp_path, feed_config(tmp_path, portal.layer_url(0)))
+    reasons = {r["reason"] for r in await db.fetch("SELECT reason FROM zoningsync.quarantine")}
+    assert "null_geometry" in reasons
+    assert summary["repaired"] > 0  # the county's bow-ties are repaired, not rejected
+    raw = await db.fetchval("SELECT raw FROM zoningsync.quarantine LIMIT 1")
+    assert "attributes" in raw
+
+
+async def test_duplicate_keys_are_all_quarantined_and_counted(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0), key='"ZONING"')
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["duplicates"] > 0
+    assert await count(db, "quarantine", "reason = 'duplicate_key'") == summary["duplicates"]
+    assert summary["fetched"] == await count(db, "features") + summary["quarantined"]
+
+
+@pytest.mark.parametrize("crs", [2264, 102100])
+async def test_projected_counties_land_near_raleigh(db_url: str, db: asyncpg.Connection,
+                                                    tmp_path: Path, crs: int) -> None:
+    async with run_portal(County(300, seed=5, crs=crs)) as portal:
+        await run(db_url, tmp_path, feed_config(tmp_path, portal.layer_url(0)))
+    box = await db.fetchrow("SELECT ST_XMin(e) AS x0, ST_XMax(e) AS x1, ST_YMin(e) AS y0,"
+                            " ST_YMax(e) AS y1 FROM (SELECT ST_Extent(geom) AS e"
+                            " FROM zoningsync.features) s")
+    assert -79.0 < box["x0"] < box["x1"] < -78.3
+    assert 35.5 < box["y0"] < box["y1"] < 36.1
+
+
+async def test_zoning_districts_feed_fills_the_districts_view(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(1), feed_id="zoning",
+                       kind="zoning_districts", key='"ZONE_ID"',
+                       fields='zoning_code = "ZONE_CODE"\nzoning_desc = "ZONE_DESC"')
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["inserted"] == await count(db, "zoning_districts") > 0

@@ -1,0 +1,164 @@
+"""`zoningsync sync`, `runs` and `quarantine`: run feeds now and look at what runs did."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+from rich.console import Console
+from rich.table import Table
+
+from zoningsync.config import FeedConfig, load_sources, select_feeds
+from zoningsync.errors import RunFailed
+from zoningsync.observability import LoopLagProbe
+from zoningsync.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+SUMMARY_COLUMNS = (
+    "feed", "id", "status", "mode", "fetched", "inserted", "updated", "retired", "unchanged",
+    "quarantined", "duplicates", "repaired", "chunks_total", "chunks_written",
+    "chunks_skipped", "requests", "retries", "bytes", "seconds",
+)
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, justify="right" if column not in ("feed", "status", "mode",
+                                                                     "reason", "detail",
+                                                                     "source_key") else "left")
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            cells.append(f"{value:.2f}" if isinstance(value, float) else
+                         "" if value is None else str(value))
+        table.add_row(*cells)
+    Console(soft_wrap=True).print(table)
+
+
+async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: bool,
+                     interactive: bool | None = None) -> list[dict[str, Any]]:
+    """Sync feeds one after another; a failed feed does not stop the others."""
+    from zoningsync.database import ready_database
+    from zoningsync.http import Fetcher
+    from zoningsync.progress import reporter_for
+    from zoningsync.store.connect import create_pool
+    from zoningsync.sync import PREPARE_WORKERS, sync_feed
+
+    url = await ready_database(settings)
+    pool = await create_pool(url, max_size=PREPARE_WORKERS + 2)
+    probe = LoopLagProbe()
+    probe.start()
+    results: list[dict[str, Any]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=PREPARE_WORKERS,
+                                thread_name_prefix="zoningsync-prepare") as executor:
+            async with Fetcher() as fetcher:
+                for feed in feeds:
+                    try:
+                        summary = await sync_feed(
+                            db_url=url, pool=pool, feed=feed, fetcher=fetcher,
+                            executor=executor,
+                            reporter=reporter_for(feed.full_id, interactive=interactive),
+                            force_full=full,
+                        )
+                    except RunFailed as exc:
+                        log.error("run failed", feed=feed.full_id, error=exc.message)
+                        summary = {"feed": feed.full_id, "status": "failed",
+                                   "error": exc.message}
+                    results.append(summary)
+    finally:
+        await probe.stop()
+        await pool.close()
+    lag_ms = round(probe.percentile(99) * 1000, 1)
+    for summary in results:
+        summary["loop_lag_p99_ms"] = lag_ms
+    return results
+
+
+@click.command()
+@click.argument("target")
+@click.option("--sources", "sources_dir", envvar="ZONINGSYNC_SOURCES", show_envvar=True,
+              type=click.Path(file_okay=False, path_type=Path), default=Path("sources"),
+              help="Directory of jurisdiction TOML files.")
+@click.option("--full", is_flag=True, help="Read the whole layer even if incremental is possible.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summaries as JSON.")
+@click.pass_context
+def sync(ctx: click.Context, target: str, sources_dir: Path, full: bool, as_json: bool) -> None:
+    """Sync JURISDICTION or JURISDICTION/FEED now, in the foreground."""
+    from zoningsync.cli import emit_json, run_async, settings_of
+
+    feeds = select_feeds(load_sources(sources_dir), target)
+    results = run_async(sync_feeds(settings_of(ctx), feeds, full=full))
+    if as_json:
+        emit_json(results)
+    else:
+        print_table(results, SUMMARY_COLUMNS, "zoningsync run summary")
+        for summary in results:
+            if summary.get("error"):
+                click.echo(f"{summary['feed']}: {summary['error']}", err=True)
+    if any(summary.get("status") != "succeeded" for summary in results):
+        ctx.exit(1)
+
+
+@click.command()
+@click.option("--feed", "feed_id", help="Only this feed (jurisdiction/feed).")
+@click.option("--limit", default=20, help="How many runs, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Answer as JSON.")
+@click.pass_context
+def runs(ctx: click.Context, feed_id: str | None, limit: int, as_json: bool) -> None:
+    """List recent runs with their counts."""
+    from zoningsync.cli import emit_json, run_async, settings_of
+    from zoningsync.database import ready_database
+    from zoningsync.store.connect import connection
+    from zoningsync.store.runs import list_runs
+
+    async def go() -> list[dict[str, Any]]:
+        url = await ready_database(settings_of(ctx))
+        async with connection(url) as conn:
+            return await list_runs(conn, feed_id, limit)
+
+    found = run_async(go())
+    if as_json:
+        emit_json(found)
+    else:
+        print_table(found, ("started_at", *SUMMARY_COLUMNS, "error"), "zoningsync runs")
+
+
+@click.group()
+def quarantine() -> None:
+    """Records that runs rejected, with the reason."""
+
+
+@quarantine.command("list")
+@click.option("--feed", "feed_id", help="Only this feed (jurisdiction/feed).")
+@click.option("--all", "all_runs", is_flag=True, help="Every run, not only each feed's latest.")
+@click.option("--limit", default=1000, help="At most this many rows.")
+@click.option("--json", "as_json", is_flag=True, help="Answer as JSON (raw records included).")
+@click.pass_context
+def quarantine_list(ctx: click.Context, feed_id: str | None, all_runs: bool, limit: int,
+                    as_json: bool) -> None:
+    """List quarantined records of each feed's latest run (or of all runs)."""
+    from zoningsync.cli import emit_json, run_async, settings_of
+    from zoningsync.database import ready_database
+    from zoningsync.store.connect import connection
+    from zoningsync.store.runs import list_quarantine
+
+    async def go() -> list[dict[str, Any]]:
+        url = await ready_database(settings_of(ctx))
+        async with connection(url) as conn:
+            return await list_quarantine(conn, feed_id, all_runs=all_runs, limit=limit)
+
+    found = run_async(go())
+    if as_json:
+        emit_json(found)
+    else:
+        print_table(found, ("feed", "run_id", "source_key", "source_oid", "reason", "detail"),
+                    "zoningsync quarantine")
+

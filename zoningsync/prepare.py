@@ -1,0 +1,325 @@
+"""One page through the geometry stage: parse, reproject, repair, chunk, hash.
+
+Runs in the thread pool (it imports neither asyncpg nor aiohttp). Esri rings are
+assembled by containment: clockwise rings are outer rings, counter-clockwise
+rings are holes of the smallest outer ring containing them, and a ring inside
+no outer ring is an outer ring whatever its orientation: no ring is dropped.
+Every record leaves as a ReadyRow or a Rejected with a reason, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import h3
+import numpy as np
+import orjson
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from zoningsync.records import (
+    CrsSpec,
+    Page,
+    PreparedPage,
+    QuarantineReason,
+    ReadyRow,
+    Rejected,
+    SourceRecord,
+)
+
+PRECISION = 1e-7  # degrees, about 1 cm
+ARC_SEGMENTS = 32
+_local = threading.local()
+
+
+class GeometryRejected(Exception):
+    def __init__(self, reason: QuarantineReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+# -- hashing and chunks -------------------------------------------------------------------
+
+
+def row_hash(fields: Mapping[str, str | None], attrs: Mapping[str, Any], wkb: bytes) -> bytes:
+    """Content hash: canonical attributes plus normalized WKB; never the upstream OID."""
+    canonical = orjson.dumps({"fields": fields, "attrs": attrs},
+                             option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.blake2b(canonical + wkb, digest_size=16).digest()
+
+
+def chunk_hash(row_hashes: Iterable[bytes]) -> bytes:
+    """Equals PostgreSQL's sha256(string_agg(row_hash, '' ORDER BY row_hash))."""
+    return hashlib.sha256(b"".join(sorted(row_hashes))).digest()
+
+
+def chunk_of(lon: float, lat: float, resolution: int) -> str:
+    return str(h3.latlng_to_cell(lat, lon, resolution))
+
+
+# -- CRS ------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def resolve_crs(spec: CrsSpec) -> CRS:
+    """latestWkid as EPSG, then wkid as EPSG, then as ESRI, then the WKT."""
+    attempts: list[str] = []
+    if spec.latest_wkid is not None:
+        attempts.append(f"EPSG:{spec.latest_wkid}")
+    if spec.wkid is not None:
+        attempts += [f"EPSG:{spec.wkid}", f"ESRI:{spec.wkid}"]
+    for code in attempts:
+        try:
+            return CRS.from_user_input(code)
+        except CRSError:
+            continue
+    if spec.wkt:
+        try:
+            return CRS.from_wkt(spec.wkt)
+        except CRSError:
+            pass
+    raise GeometryRejected(QuarantineReason.UNKNOWN_CRS, f"cannot resolve CRS {spec}")
+
+
+def transformer_for(spec: CrsSpec) -> Transformer | None:
+    """A per-thread cached transformer to EPSG:4326 (Transformers are not thread-safe)."""
+    cache: dict[CrsSpec, Transformer | None] = getattr(_local, "transformers", None) or {}
+    _local.transformers = cache
+    if spec not in cache:
+        source = resolve_crs(spec)
+        cache[spec] = (None if source.to_epsg() == 4326 else
+                       Transformer.from_crs(source, "EPSG:4326", always_xy=True))
+    return cache[spec]
+
+
+# -- Esri JSON and GeoJSON to shapely ---------------------------------------------------------
+
+
+def _arc(start: Sequence[float], mid: Sequence[float], end: Sequence[float]
+         ) -> list[tuple[float, float]]:
+    """Points of the circular arc from start through mid to end (end included)."""
+    (x1, y1), (x2, y2), (x3, y3) = start[:2], mid[:2], end[:2]
+    d = 2 * (x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2))
+    if abs(d) < 1e-12:
+        return [(x3, y3)]
+    ux = ((x1**2 + y1**2) * (y2 - y3) + (x2**2 + y2**2) * (y3 - y1)
+          + (x3**2 + y3**2) * (y1 - y2)) / d
+    uy = ((x1**2 + y1**2) * (x3 - x2) + (x2**2 + y2**2) * (x1 - x3)
+          + (x3**2 + y3**2) * (x2 - x1)) / d
+    radius = math.hypot(x1 - ux, y1 - uy)
+    a1, a2, a3 = (math.atan2(y - uy, x - ux) for x, y in ((x1, y1), (x2, y2), (x3, y3)))
+    sweep = (a3 - a1) % (2 * math.pi)
+    if (a2 - a1) % (2 * math.pi) > sweep:  # the arc runs clockwise
+        sweep -= 2 * math.pi
+    return [(ux + radius * math.cos(a1 + sweep * i / ARC_SEGMENTS),
+             uy + radius * math.sin(a1 + sweep * i / ARC_SEGMENTS))
+            for i in range(1, ARC_SEGMENTS + 1)]
+
+
+def _bezier(start: Sequence[float], c1: Sequence[float], c2: Sequence[float],
+            end: Sequence[float]) -> list[tuple[float, float]]:
+    points = []
+    for i in range(1, ARC_SEGMENTS + 1):
+        t = i / ARC_SEGMENTS
+        u = 1 - t
+        points.append(tuple(u**3 * start[k] + 3 * u * u * t * c1[k] + 3 * u * t * t * c2[k]
+                            + t**3 * end[k] for k in (0, 1)))
+    return points  # type: ignore[return-value]
+
+
+def _curve_ring(ring: Sequence[Any]) -> list[tuple[float, float]]:
+    points: list[tuple[float, float]] = []
+    for item in ring:
+        if isinstance(item, dict):
+            if not points:
+                raise GeometryRejected(QuarantineReason.UNSUPPORTED_CURVE,
+                                       "a curve segment starts a ring")
+            if "c" in item:
+                end, mid = item["c"]
+                points.extend(_arc(points[-1], mid, end))
+            elif "b" in item:
+                end, c1, c2 = item["b"]
+                points.extend(_bezier(points[-1], c1, c2, end))
+            else:
+                raise GeometryRejected(QuarantineReason.UNSUPPORTED_CURVE,
+                                       f"curve segment kind {sorted(item)} is not supported")
+        else:
+            points.append((float(item[0]), float(item[1])))
+    return points
+
+
+def _signed_area(coords: np.ndarray[Any, Any]) -> float:
+    x, y = coords[:, 0], coords[:, 1]
+    return float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1])) / 2
+
+
+def _clean_ring(raw: Sequence[Any], index: int) -> np.ndarray[Any, Any] | str:
+    """A closed 2-D ring as an array, or why it cannot bound an area."""
+    coords = np.asarray([(p[0], p[1]) for p in raw], dtype=float)
+    if coords.ndim != 2 or len(coords) == 0:
+        return f"ring {index} is empty"
+    if not np.array_equal(coords[0], coords[-1]):
+        coords = np.vstack([coords, coords[:1]])
+    distinct = len(np.unique(coords, axis=0))
+    if distinct < 3:
+        return f"ring {index} has {distinct} distinct points"
+    return coords
+
+
+def esri_polygon(rings: Sequence[Sequence[Any]]) -> BaseGeometry:
+    """Assemble Esri rings into a (Multi)Polygon by orientation and containment."""
+    cleaned: list[np.ndarray[Any, Any]] = []
+    problems: list[str] = []
+    for index, ring in enumerate(rings):
+        result = _clean_ring(ring, index)
+        if isinstance(result, str):
+            problems.append(result)
+        else:
+            cleaned.append(result)
+    if not cleaned:
+        raise GeometryRejected(QuarantineReason.UNREPAIRABLE_GEOMETRY,
+                               "; ".join(problems) or "no rings")
+    if len(cleaned) == 1:
+        return Polygon(cleaned[0])
+    outers = [c for c in cleaned if _signed_area(c) <= 0]  # clockwise (or flat)
+    holes = [c for c in cleaned if _signed_area(c) > 0]
+    shells = [Polygon(c) for c in outers]
+    assigned: list[list[np.ndarray[Any, Any]]] = [[] for _ in outers]
+    for hole in holes:
+        point = shapely.Point(hole[0])
+        containing = [i for i, shell in enumerate(shells)
+                      if shell.is_valid and shell.covers(point)]
+        if containing:
+            smallest = min(containing, key=lambda i: shells[i].area)
+            assigned[smallest].append(hole)
+        else:
+            outers.append(hole)
+            assigned.append([])
+    parts = [Polygon(shell, inner) for shell, inner in zip(outers, assigned, strict=True)]
+    return parts[0] if len(parts) == 1 else MultiPolygon(parts)
+
+
+def to_shapely(geometry: Mapping[str, Any] | None, geometry_format: str) -> BaseGeometry:
+    if not geometry:
+        raise GeometryRejected(QuarantineReason.NULL_GEOMETRY, "the record has no geometry")
+    if geometry_format == "geojson":
+        kind = geometry.get("type")
+        if kind not in ("Polygon", "MultiPolygon"):
+            raise GeometryRejected(QuarantineReason.NON_POLYGONAL, f"a {kind} is not an area")
+        if not geometry.get("coordinates"):
+            raise GeometryRejected(QuarantineReason.NULL_GEOMETRY, "empty coordinates")
+        return shapely.geometry.shape(dict(geometry))
+    if "curveRings" in geometry:
+        rings = [_curve_ring(ring) for ring in geometry["curveRings"]]
+        return esri_polygon(rings)
+    if "rings" in geometry:
+        if not geometry["rings"]:
+            raise GeometryRejected(QuarantineReason.NULL_GEOMETRY, "no rings")
+        return esri_polygon(geometry["rings"])
+    if "paths" in geometry or "x" in geometry or "points" in geometry:
+        raise GeometryRejected(QuarantineReason.NON_POLYGONAL,
+                               "a point or line geometry is not an area")
+    raise GeometryRejected(QuarantineReason.PARSE_ERROR,
+                           f"unknown geometry with keys {sorted(geometry)}")
+
+
+# -- the page -------------------------------------------------------------------------------
+
+
+def _polygonal(geom: BaseGeometry) -> BaseGeometry | None:
+    """The polygonal parts of a geometry, as one MultiPolygon (None if there are none)."""
+    if geom.is_empty:
+        return None
+    if isinstance(geom, Polygon):
+        return MultiPolygon([geom])
+    if isinstance(geom, MultiPolygon):
+        return geom
+    parts = [p for p in getattr(geom, "geoms", [])
+             if isinstance(p, Polygon | MultiPolygon) and not p.is_empty]
+    polygons = [q for p in parts for q in (p.geoms if isinstance(p, MultiPolygon) else [p])]
+    return MultiPolygon(polygons) if polygons else None
+
+
+def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:
+    prepared = PreparedPage(page.page_id)
+    crs = page.crs or (CrsSpec(4326, 4326) if page.geometry_format == "geojson" else None)
+    kept: list[SourceRecord] = []
+    shapes: list[BaseGeometry] = []
+
+    def reject(record: SourceRecord, reason: QuarantineReason, detail: str) -> None:
+        prepared.rejected.append(Rejected(record.source_key, record.oid, reason, detail,
+                                          record.raw))
+
+    transformer: Transformer | None = None
+    crs_problem = "the page gives no spatial reference" if crs is None else ""
+    if crs is not None:
+        try:
+            transformer = transformer_for(crs)
+        except GeometryRejected as exc:
+            crs_problem = exc.detail
+    for record in page.records:
+        if not record.source_key:
+            reject(record, QuarantineReason.MISSING_KEY, "the record has no value in its key field")
+            continue
+        if crs_problem:
+            reject(record, QuarantineReason.UNKNOWN_CRS, crs_problem)
+            continue
+        try:
+            shapes.append(to_shapely(record.geometry, page.geometry_format))
+            kept.append(record)
+        except GeometryRejected as exc:
+            reject(record, exc.reason, exc.detail)
+        except (ValueError, TypeError, IndexError, KeyError, shapely.errors.GEOSException) as exc:
+            reject(record, QuarantineReason.PARSE_ERROR, f"cannot read the geometry: {exc}")
+    if not kept:
+        return prepared
+
+    geoms = np.asarray(shapes, dtype=object)
+    if transformer is not None:
+        geoms = shapely.transform(
+            geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
+    bounds = shapely.bounds(geoms)
+    in_range = (np.isfinite(bounds).all(axis=1) & (bounds[:, 0] >= -180)
+                & (bounds[:, 2] <= 180) & (bounds[:, 1] >= -90) & (bounds[:, 3] <= 90))
+    valid = shapely.is_valid(geoms)
+    for i, record in enumerate(kept):
+        if not in_range[i]:
+            reject(record, QuarantineReason.OUT_OF_RANGE,
+                   f"coordinates outside lon/lat range after transform: {bounds[i].tolist()}")
+            continue
+        geom = geoms[i]
+        repaired = False
+        if not valid[i]:
+            geom = shapely.make_valid(geom)
+            repaired = True
+        multi = _polygonal(geom)
+        if multi is None:
+            reason = (QuarantineReason.UNREPAIRABLE_GEOMETRY if repaired
+                      else QuarantineReason.NON_POLYGONAL)
+            reject(record, reason, "no area remains after repair" if repaired
+                   else "the geometry holds no polygon")
+            continue
+        final = _polygonal(shapely.normalize(shapely.set_precision(multi, PRECISION)))
+        if final is None:
+            reject(record, QuarantineReason.UNREPAIRABLE_GEOMETRY,
+                   "the geometry collapses at 1e-7 degree precision")
+            continue
+        wkb = shapely.to_wkb(final, output_dimension=2, byte_order=1)
+        point = shapely.point_on_surface(final)
+        assert record.source_key is not None
+        prepared.rows.append(ReadyRow(
+            source_key=record.source_key, oid=record.oid,
+            chunk=chunk_of(point.x, point.y, h3_resolution), fields=record.fields,
+            attrs=record.attrs, edited_at=record.edited_at, wkb=wkb,
+            row_hash=row_hash(record.fields, record.attrs, wkb)))
+        prepared.repaired += int(repaired)
+    return prepared

@@ -1,0 +1,338 @@
+"""One run of one feed: lease, plan, fetch and stage, reconcile, merge, finish.
+
+The producer yields pages; a small pool of workers prepares each page in the
+thread pool (geometry and hashing never run on the event loop) and stages it by
+COPY, a bounded queue between them keeping memory flat. After the fetch the run
+reconciles its count with the server's, sets aside duplicate keys, decides what
+vanished upstream and merges the chunks whose hash changed.
+
+A run that stops early (killed, cancelled, or failed on a fault that may pass)
+keeps its staging: the next sync of the feed resumes it, fetching only the pages
+missing from its ledger and redoing only the chunks whose checkpoint is stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from zoningsync.config import FeedConfig
+from zoningsync.errors import (
+    FetchError,
+    RunFailed,
+    SourceConfigError,
+    ZoningsyncError,
+)
+from zoningsync.http import Fetcher, FetchStats
+from zoningsync.prepare import prepare_page
+from zoningsync.producers.arcgis.plan import FetchPlan
+from zoningsync.producers.arcgis.producer import ArcgisProducer
+from zoningsync.progress import Reporter
+from zoningsync.records import Page
+from zoningsync.sql import queries
+from zoningsync.store import merge, runs, staging
+from zoningsync.store.connect import Conn
+from zoningsync.store.feeds import pause_state, register_feed
+from zoningsync.store.lease import feed_lease
+
+SQL = queries("store.sql")
+log = structlog.get_logger(__name__)
+
+# Edits are re-read this far before the high-water mark: upstream edit dates are
+# stamped when an edit starts, and a long edit session commits after later ones.
+OVERLAP = timedelta(hours=1)
+PREPARE_WORKERS = 2
+QUEUE_PAGES = 4
+
+
+class FeedPaused(ZoningsyncError):
+    """The feed is paused; `zoningsync resume` lets it sync again."""
+
+
+@dataclass
+class RunCursor:
+    """What a run decided before fetching, saved so a resumed run continues alike."""
+
+    mode: str
+    plan: dict[str, Any]
+    retirement: str
+    layer_count: int
+    oid_set_hash: str
+    previous_mark: str | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode, "plan": self.plan, "retirement": self.retirement,
+            "layer_count": self.layer_count, "oid_set_hash": self.oid_set_hash,
+            "previous_mark": self.previous_mark, "notes": self.notes,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunCursor:
+        return cls(
+            mode=data["mode"], plan=data["plan"], retirement=data["retirement"],
+            layer_count=int(data["layer_count"]), oid_set_hash=data["oid_set_hash"],
+            previous_mark=data.get("previous_mark"), notes=list(data.get("notes", [])),
+        )
+
+
+def oid_set_hash(oids: Sequence[int]) -> str:
+    return hashlib.sha256(",".join(map(str, sorted(oids))).encode()).hexdigest()
+
+
+class FeedRun:
+    """Everything one run of one feed needs, and the steps it takes."""
+
+    def __init__(self, *, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
+                 fetcher: Fetcher, executor: Executor, reporter: Reporter) -> None:
+        self.db_url = db_url
+        self.pool = pool
+        self.feed = feed
+        self.fetcher = fetcher
+        self.executor = executor
+        self.reporter = reporter
+        self.stats = FetchStats()
+        self.delta = staging.StatsDelta(self.stats)
+        self.producer = ArcgisProducer(feed, fetcher, self.stats)
+        self.started = time.monotonic()
+
+    async def run(self, *, force_full: bool) -> dict[str, Any]:
+        async with feed_lease(self.db_url, self.feed.full_id), self.pool.acquire() as conn:
+            await register_feed(conn, self.feed)
+            paused, reason = await pause_state(conn, self.feed.full_id)
+            if paused:
+                raise FeedPaused(
+                    f"feed {self.feed.full_id} is paused ({reason or 'no reason given'}); "
+                    f"run `zoningsync resume {self.feed.full_id}` to sync it again")
+            run_id, cursor, phase = await self._open_run(conn, force_full=force_full)
+            log.info("run started", feed=self.feed.full_id, run=run_id, mode=cursor.mode,
+                     phase=phase)
+            try:
+                if phase == "fetch":
+                    await self._fetch(conn, run_id, cursor)
+                await self._merge(conn, run_id, cursor)
+                await self._finish(conn, run_id, cursor)
+            except asyncio.CancelledError:
+                await asyncio.shield(self._stop(conn, run_id, "cancelled",
+                                                "cancelled; the next sync resumes it"))
+                raise
+            except (ZoningsyncError, asyncpg.PostgresError, OSError) as exc:
+                message = getattr(exc, "message", None) or str(exc)
+                await self._stop(conn, run_id, "failed", message)
+                raise RunFailed(f"run {run_id} of {self.feed.full_id} failed: {message}; "
+                                "the next sync resumes it") from exc
+            return await runs.get_run(conn, run_id)
+
+    async def _stop(self, conn: Conn, run_id: int, status: str,
+                    error: str) -> None:
+        requests, retries, received = self.delta.take()
+        await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
+        await runs.fail_run(conn, run_id, status, error, self._elapsed())
+
+    def _elapsed(self) -> float:
+        elapsed = time.monotonic() - self.started
+        self.started = time.monotonic()
+        return elapsed
+
+    # -- planning ---------------------------------------------------------------
+
+    async def _open_run(self, conn: Conn, *, force_full: bool
+                        ) -> tuple[int, RunCursor, str]:
+        interrupted = await runs.interrupted_run(conn, self.feed.full_id)
+        if interrupted is not None and interrupted.cursor and not (
+            force_full and interrupted.mode != "full"
+        ):
+            await runs.resume_run(conn, interrupted.id)
+            log.info("resuming interrupted run", run=interrupted.id, phase=interrupted.phase)
+            return interrupted.id, RunCursor.from_json(interrupted.cursor), interrupted.phase
+        cursor = await self._decide(conn, force_full=force_full)
+        run_id = await runs.start_run(conn, self.feed.full_id, cursor.mode)
+        plan = FetchPlan.from_json(cursor.plan)
+        await conn.execute(SQL["save_plan"], run_id, cursor.to_json(), plan.expected,
+                           cursor.layer_count)
+        return run_id, cursor, "fetch"
+
+    async def _decide(self, conn: Conn, *, force_full: bool) -> RunCursor:
+        """Full or incremental, and which read: the run's whole plan, before any row."""
+        feed = self.feed
+        layer = await self.producer.layer()
+        last = await runs.last_success(conn, feed.full_id)
+        since_full = await runs.runs_since_full(conn, feed.full_id)
+        if feed.incremental == "on" and layer.edit_date_field is None:
+            raise SourceConfigError(
+                f"{feed.source_file}: feeds.{feed.id}.incremental: 'on' but the layer has no "
+                "edit date field (editFieldsInfo.editDateField); use 'auto' or 'off'"
+            )
+        oids = await self.producer.object_ids(feed.where)
+        oid_hash = oid_set_hash(oids)
+        layer_count = await self.producer.count(feed.where)
+        previous_mark = last.high_water_mark if last else None
+        notes: list[str] = []
+
+        incremental = (
+            not force_full
+            and feed.incremental != "off"
+            and layer.edit_date_field is not None
+            and last is not None
+            and previous_mark is not None
+            and since_full < feed.full_refresh_every
+        )
+        if incremental:
+            assert previous_mark is not None and last is not None
+            edited = await self.producer.edited_since(previous_mark - OVERLAP)
+            strictly_new = await self.producer.edited_since(previous_mark)
+            if edited is None or strictly_new is None:
+                notes.append("server refused edit-date queries; fell back to a full read")
+                incremental = False
+            else:
+                where, _ = edited
+                deletions_possible = (
+                    layer_count != last.layer_count
+                    or oid_hash != last.oid_set_hash
+                    or strictly_new[1] > 0
+                )
+                plan = await self.producer.plan(where)
+                return RunCursor(
+                    mode="incremental", plan=plan.to_json(),
+                    retirement=(merge.Retirement.ABSENT_FROM_KEYS.value if deletions_possible
+                                else merge.Retirement.QUARANTINED_ONLY.value),
+                    layer_count=layer_count, oid_set_hash=oid_hash,
+                    previous_mark=previous_mark.isoformat(), notes=notes,
+                )
+        plan = await self.producer.plan(feed.where)
+        return RunCursor(
+            mode="full", plan=plan.to_json(),
+            retirement=merge.Retirement.ABSENT_FROM_STAGING.value,
+            layer_count=layer_count, oid_set_hash=oid_hash,
+            previous_mark=previous_mark.isoformat() if previous_mark else None, notes=notes,
+        )
+
+    # -- fetch ------------------------------------------------------------------
+
+    async def _fetch(self, conn: Conn, run_id: int, cursor: RunCursor
+                     ) -> None:
+        plan = FetchPlan.from_json(cursor.plan)
+        done = await staging.staged_page_ids(conn, run_id)
+        self.reporter.phase("fetch", len(plan.pages))
+        self.reporter.advance(len(done & {p.page_id for p in plan.pages}))
+        await self._stage_pages(run_id, self.producer.pages(plan, done))
+        await self._reconcile(conn, run_id, plan)
+        if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
+            await self._stage_keys(conn, run_id)
+        refetched = await conn.fetchval(SQL["drop_refetched_rows"], run_id)
+        duplicates = await conn.fetchval(SQL["quarantine_duplicate_keys"], run_id,
+                                         self.feed.full_id)
+        await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
+        await conn.execute(SQL["set_phase"], run_id, "merge")
+
+    async def _stage_pages(self, run_id: int, pages: AsyncIterator[Page]) -> None:
+        """Fetch → prepare (thread pool) → COPY, with a bounded queue in between."""
+        queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=QUEUE_PAGES)
+        loop = asyncio.get_running_loop()
+        prepare = functools.partial(prepare_page, h3_resolution=self.feed.h3_resolution)
+
+        async def produce() -> None:
+            async for page in pages:
+                await queue.put(page)
+            for _ in range(PREPARE_WORKERS):
+                await queue.put(None)
+
+        async def consume() -> None:
+            async with self.pool.acquire() as conn:
+                while (page := await queue.get()) is not None:
+                    prepared = await loop.run_in_executor(self.executor, prepare, page)
+                    await staging.stage_page(
+                        conn, feed_id=self.feed.full_id, run_id=run_id, page=prepared,
+                        records=len(page.records), stats=self.delta,
+                    )
+                    self.reporter.advance(1, len(page.records))
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce(), name="fetch-pages")
+            for index in range(PREPARE_WORKERS):
+                group.create_task(consume(), name=f"stage-pages-{index}")
+
+    async def _reconcile(self, conn: Conn, run_id: int,
+                         plan: FetchPlan) -> None:
+        """Every object the server lists must be staged or quarantined; fetch the gaps once."""
+        listed = await self.producer.object_ids(plan.where)
+        missing = [r["oid"] for r in await conn.fetch(SQL["staged_oids_missing"], run_id, listed)]
+        if not missing:
+            return
+        log.warning("count shortfall; fetching the missing objects by id", run=run_id,
+                    missing=len(missing))
+        fill = self.producer.plan_for_oids(missing, prefix=f"fill{len(missing)}")
+        done = await staging.staged_page_ids(conn, run_id)
+        await self._stage_pages(run_id, self.producer.pages(fill, done))
+        still = await conn.fetch(SQL["staged_oids_missing"], run_id, listed)
+        if still:
+            sample = ", ".join(str(r["oid"]) for r in still[:10])
+            raise FetchError(
+                f"the server lists {len(listed)} objects but {len(still)} never arrived "
+                f"after a retry by id (object ids {sample}...)"
+            )
+
+    async def _stage_keys(self, conn: Conn, run_id: int) -> None:
+        """The layer's whole key set, for the deletion diff of an incremental run."""
+        await conn.execute(SQL["clear_staged_keys"], run_id)
+        self.reporter.phase("keys", None)
+        async for keys in self.producer.keys(self.feed.where):
+            present = [k for k in keys if k is not None]
+            await staging.stage_keys(conn, run_id, present)
+            self.reporter.advance(1, len(keys))
+
+    # -- merge and finish --------------------------------------------------------
+
+    async def _merge(self, conn: Conn, run_id: int, cursor: RunCursor
+                     ) -> None:
+        how = merge.Retirement(cursor.retirement)
+        await merge.plan_retirements(conn, run_id, self.feed.full_id, how)
+        states = await merge.chunk_states(conn, run_id, self.feed.full_id,
+                                          full_read=cursor.mode == "full")
+        changed = [s for s in states if s.changed]
+        await conn.execute(SQL["set_chunks_total"], run_id, len(states))
+        self.reporter.phase("merge", len(changed))
+        for batch in merge.batches(changed):
+            await merge.merge_batch(conn, run_id, self.feed, batch)
+            self.reporter.advance(len(batch), sum(s.row_count for s in batch))
+
+    async def _finish(self, conn: Conn, run_id: int, cursor: RunCursor
+                      ) -> None:
+        staged_mark: datetime | None = await conn.fetchval(SQL["staged_high_water_mark"],
+                                                           run_id)
+        previous = (datetime.fromisoformat(cursor.previous_mark)
+                    if cursor.previous_mark else None)
+        marks = [m for m in (staged_mark, previous) if m is not None]
+        staged = await conn.fetchval(SQL["count_staged"], run_id)
+        requests, retries, received = self.delta.take()
+        async with conn.transaction():
+            await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
+            await conn.execute(
+                SQL["finish_run"], run_id, "succeeded", None, max(marks) if marks else None,
+                cursor.oid_set_hash, self._elapsed(), staged, cursor.notes,
+            )
+            await conn.execute(SQL["mark_feed_success"], self.feed.full_id, run_id)
+            await staging.clear_run_staging(conn, run_id)
+
+
+async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
+                    fetcher: Fetcher, executor: Executor, reporter: Reporter,
+                    force_full: bool = False) -> dict[str, Any]:
+    """Run one feed to completion and return its `runs` row as a dict."""
+    run = FeedRun(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher, executor=executor,
+                  reporter=reporter)
+    try:
+        return await run.run(force_full=force_full)
+    finally:
+        reporter.close()
