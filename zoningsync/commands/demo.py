@@ -17,6 +17,9 @@ from zoningsync.settings import Settings
 
 DEMO_SOURCE = "demo-county.toml"
 DEMO_PARCELS = 20_000
+DEMO_COLUMNS = ("feed", "mode", "fetched", "inserted", "updated", "retired", "unchanged",
+                "quarantined", "repaired", "chunks_written", "chunks_total", "requests",
+                "seconds")
 PLANNER_VIEWS = {
     "zoningsync.parcels": "current parcels with their zoning, one row per parcel",
     "zoningsync.zoning_districts": "current zoning district polygons",
@@ -86,12 +89,13 @@ async def run_demo(settings: Settings, parcels: int) -> tuple[str, list[dict[str
 def demo(ctx: click.Context, parcels: int) -> None:
     """Sync a simulated county into PostGIS, change it, sync again, show how to connect."""
     from zoningsync.cli import run_async
-    from zoningsync.commands.sync import SUMMARY_COLUMNS, print_table
+    from zoningsync.commands.sync import print_table
 
     settings = ctx.find_object(Settings)
     assert settings is not None
     url, summaries = run_async(run_demo(settings, parcels))
-    print_table(summaries, SUMMARY_COLUMNS, "Demo runs (first load, then the changed county)")
+    print_table(summaries, DEMO_COLUMNS, "Demo runs: first load of both feeds, then the "
+                "changed county")
     click.echo(connection_help(url))
     if any(s.get("status") != "succeeded" for s in summaries):
         ctx.exit(1)

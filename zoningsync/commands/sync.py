@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zoningsync.config import FeedConfig, load_sources, select_feeds
-from zoningsync.errors import RunFailed
+from zoningsync.errors import ZoningsyncError
 from zoningsync.observability import LoopLagProbe
 from zoningsync.settings import Settings
 
@@ -39,12 +40,17 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
             cells.append(f"{value:.2f}" if isinstance(value, float) else
                          "" if value is None else str(value))
         table.add_row(*cells)
-    Console(soft_wrap=True).print(table)
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
 async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: bool,
                      interactive: bool | None = None) -> list[dict[str, Any]]:
-    """Sync feeds one after another; a failed feed does not stop the others."""
+    """Sync feeds one after another; a failed feed does not stop the others.
+
+    A feed that fails is summarised as failed with its error and exit code (1 for a
+    failed run, 2 for a configuration mistake found on the server, such as a key
+    field the layer lacks).
+    """
     from zoningsync.database import ready_database
     from zoningsync.http import Fetcher
     from zoningsync.progress import reporter_for
@@ -68,10 +74,10 @@ async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: b
                             reporter=reporter_for(feed.full_id, interactive=interactive),
                             force_full=full,
                         )
-                    except RunFailed as exc:
-                        log.error("run failed", feed=feed.full_id, error=exc.message)
+                    except ZoningsyncError as exc:
+                        log.error("sync failed", feed=feed.full_id, error=exc.message)
                         summary = {"feed": feed.full_id, "status": "failed",
-                                   "error": exc.message}
+                                   "error": exc.message, "exit_code": exc.exit_code}
                     results.append(summary)
     finally:
         await probe.stop()
@@ -103,8 +109,9 @@ def sync(ctx: click.Context, target: str, sources_dir: Path, full: bool, as_json
         for summary in results:
             if summary.get("error"):
                 click.echo(f"{summary['feed']}: {summary['error']}", err=True)
-    if any(summary.get("status") != "succeeded" for summary in results):
-        ctx.exit(1)
+    failures = [s.get("exit_code", 1) for s in results if s.get("status") != "succeeded"]
+    if failures:
+        ctx.exit(max(failures))
 
 
 @click.command()
