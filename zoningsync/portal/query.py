@@ -105,6 +105,7 @@ def _select(layer: Layer, params: Mapping[str, str], behaviours: Behaviours) -> 
 def _order(layer: Layer, rows: IntArray, order_by: str) -> IntArray:
     """Rows sorted by `orderByFields` (OID ascending when absent, as servers do)."""
     keys: list[npt.NDArray[Any]] = []
+    decided = False  # after an OID key, later keys cannot change the order
     for part in [p.strip() for p in order_by.split(",") if p.strip()]:
         words = part.split()
         if len(words) > 2 or (len(words) == 2 and words[1].upper() not in ("ASC", "DESC")):
@@ -112,13 +113,18 @@ def _order(layer: Layer, rows: IntArray, order_by: str) -> IntArray:
         column = layer.columns.get(words[0].upper())
         if column is None:
             raise QueryError("orderByFields")
+        descending = len(words) == 2 and words[1].upper() == "DESC"
+        if decided or (column.field.name == OID and not descending):
+            decided = True  # OID ascending is the tie-break appended below anyway
+            continue
         key = column.sort_key(rows)
-        if len(words) == 2 and words[1].upper() == "DESC":
-            key = _descending(key)
-        keys.append(key)
-    keys.append(layer.data[OID][rows])
-    order = np.lexsort(keys[::-1])
-    return rows[order]
+        keys.append(_descending(key) if descending else key)
+        decided = column.field.name == OID
+    oids = layer.data[OID][rows]
+    if not keys and bool(np.all(oids[1:] > oids[:-1])):
+        return rows  # already in OID order, as storage usually is: skip the sort
+    keys.append(oids)
+    return rows[np.lexsort(keys[::-1])]
 
 
 def _descending(key: npt.NDArray[Any]) -> npt.NDArray[Any]:
