@@ -45,6 +45,7 @@ Mask = npt.NDArray[np.bool_]
 
 COUNTY_SPAN_M = 36_000.0
 MIN_SPACING_M = 50.0
+GENERATION_BLOCK = 1 << 16
 DISTRICTS_PER_SIDE = 18
 BASE_EDIT_MS = 1_420_070_400_000  # 2015-01-01: base edit dates lie in 2015–2024
 SPAN_EDIT_MS = 3_652 * 86_400_000
@@ -148,19 +149,39 @@ class County:
 
     # -- generation ------------------------------------------------------------------
 
-    def _parcel_data(self, n: int, start: int = 0, clock: int | None = None
-                     ) -> dict[str, npt.NDArray[Any]]:
-        """Columns of parcels `start .. start+n`; appended ones get `clock` dates."""
-        index = np.arange(start, start + n, dtype=np.int64)
+    def _parcel_data(self, n: int) -> dict[str, npt.NDArray[Any]]:
+        """Columns of the county's first version, built in blocks to keep the peak low."""
+        data: dict[str, npt.NDArray[Any]] = {}
+        for lo in range(0, n, GENERATION_BLOCK):
+            hi = min(n, lo + GENERATION_BLOCK)
+            block = self._parcel_block(np.arange(lo, hi, dtype=np.int64),
+                                       self._condo_slots(lo, hi, n), None)
+            for name, values in block.items():
+                if name not in data:
+                    data[name] = np.empty(n, dtype=values.dtype)
+                data[name][lo:hi] = values
+        return data
+
+    def _condo_slots(self, lo: int, hi: int, n: int) -> IntArray:
+        """Footprint slots of rows lo..hi: a condo run of 1–3 units after a first unit
+        reuses the first unit's slot (a unit's slot depends only on the 3 rows before it).
+        """
+        slots = np.arange(lo, hi, dtype=np.int64)
+        before = np.arange(max(0, lo - 3), hi, dtype=np.int64)
+        h = shapes.mix(before, self.seed)
+        first = before[h % 300 == 1]
+        run = 1 + (shapes.mix(first, self.seed) >> 9) % 3
+        for step in (1, 2, 3):
+            units = first + step
+            ok = (step <= run) & (units >= lo) & (units < hi) & (units < n)
+            slots[units[ok] - lo] = first[ok]
+        return slots
+
+    def _parcel_block(self, index: IntArray, slots: IntArray, clock: int | None
+                      ) -> dict[str, npt.NDArray[Any]]:
+        """Columns of the parcels `index` on `slots`; appended ones get `clock` dates."""
+        n = len(index)
         h = shapes.mix(index, self.seed)
-        slots = index.copy() if clock is None else self._spare_slots(n)
-        if clock is None:  # condos: a run of 1–3 parcels reuses the slot of its first unit
-            first = np.nonzero(h % 300 == 1)[0]
-            run = 1 + (h[first] >> 9) % 3
-            for step in (1, 2, 3):
-                units = first + step
-                ok = (units < n) & (step <= run)
-                slots[units[ok]] = slots[first[ok]]
         slot_hash = shapes.mix(slots, self.seed + 1)
         kind = np.select([slot_hash % 5000 == 17, slot_hash % 2000 == 3,
                           slot_hash % 50 == 1, slot_hash % 33 == 5],
@@ -350,7 +371,8 @@ class County:
     def _append_parcels(self, n: int, clock: int) -> IntArray:
         layer = self.parcels
         start = layer.size
-        extra = self._parcel_data(n, start, clock)
+        extra = self._parcel_block(np.arange(start, start + n, dtype=np.int64),
+                                   self._spare_slots(n), clock)
         extra["OBJECTID"] = int(layer.data["OBJECTID"].max()) + 1 + np.arange(n)
         for name, values in extra.items():
             layer.data[name] = np.concatenate([layer.data[name],
