@@ -15,6 +15,10 @@ from zoningsync.errors import TokenRejected
 from zoningsync.http import BadAnswer
 
 REFUSED_HINTS = ("where", "invalid query", "parameter", "sql", "syntax")
+# What the expected member must hold (`objectIds` is null when nothing matches).
+SHAPES: dict[str, type | tuple[type, ...]] = {
+    "features": list, "objectIds": (list, type(None)), "count": int, "fields": list,
+}
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -26,7 +30,10 @@ def _describe(error: dict[str, Any]) -> str:
 
 
 def answer_check(expect: str, token_env: str | None) -> Callable[[Any], None]:
-    """A `check` for the fetcher: the answer must be an object holding `expect`."""
+    """A `check` for the fetcher: the answer must be an object holding `expect`.
+
+    An empty `expect` accepts any object that is not an error.
+    """
 
     def check(answer: Any) -> None:
         if not isinstance(answer, dict):
@@ -43,7 +50,9 @@ def answer_check(expect: str, token_env: str | None) -> Callable[[Any], None]:
             if code == 400 and any(hint in described for hint in REFUSED_HINTS):
                 raise BadAnswer(_describe(error), retryable=False)
             raise BadAnswer(_describe(error))
-        if expect not in answer:
+        if expect and expect not in answer:
             raise BadAnswer(f"the answer has no '{expect}'")
+        if expect in SHAPES and not isinstance(answer[expect], SHAPES[expect]):
+            raise BadAnswer(f"the answer's '{expect}' is {type(answer[expect]).__name__}")
 
     return check

@@ -8,7 +8,7 @@ Strings lose trailing blanks (fixed-width CHAR columns pad them); nulls stay nul
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -77,6 +77,9 @@ class FieldMap:
         if len(values) == 1:
             return str(values[0])
         return orjson.dumps(values).decode()
+
+    def records(self, features: Iterable[Mapping[str, Any]]) -> list[SourceRecord]:
+        return [self.record(feature) for feature in features]
 
     def record(self, feature: Mapping[str, Any], geometry_key: str = "geometry"
                ) -> SourceRecord:

@@ -15,6 +15,8 @@ DEFAULT_MAX_RECORD_COUNT = 1000
 
 @dataclass(frozen=True)
 class LayerInfo:
+    """What a run needs to know about a layer before asking it for rows."""
+
     url: str
     name: str
     oid_field: str
@@ -52,9 +54,16 @@ def parse_layer(url: str, meta: Mapping[str, Any]) -> LayerInfo:
         edit_date_field=edit_field,
         geometry_type=str(meta.get("geometryType") or ""),
         crs=crs,
-        max_record_count=int(meta.get("maxRecordCount") or DEFAULT_MAX_RECORD_COUNT),
+        max_record_count=_max_record_count(meta.get("maxRecordCount")),
         supports_pagination=bool(meta.get("supportsPagination")
                                  or advanced.get("supportsPagination")),
         supports_geojson="geojson" in formats,
         fields=fields,
     )
+
+
+def _max_record_count(value: Any) -> int:
+    """The server's page limit; absent or nonsense means ArcGIS's default of 1000."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return DEFAULT_MAX_RECORD_COUNT
