@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from zoningsync.errors import UsageError
+
 
 class Fault(Enum):
     TOO_MANY = "429"
@@ -28,7 +30,7 @@ class Fault(Enum):
     TRUNCATE = "truncate"
 
 
-class BehaviourError(ValueError):
+class BehaviourError(UsageError):
     """A behaviour key or value the portal does not know."""
 
 
