@@ -465,4 +465,5 @@ async def test_a_plan_round_trips_and_its_fingerprint_follows_the_object_ids(
     assert FetchPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
     assert (await producer.plan("1=1")).fingerprint == plan.fingerprint
     fake.rows = 999
-    assert (await producer.plan("1=1")).fingerprint != plan.fingerprint
+    next_run = producer_for(tmp_path, url, fetcher)  # one producer lives for one run
+    assert (await next_run.plan("1=1")).fingerprint != plan.fingerprint

@@ -134,4 +134,5 @@ async def test_plans_round_trip_and_fingerprint_the_object_ids(tmp_path: Path,
     plan = await producer.plan("1=1")
     assert FetchPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
     portal.county.republish()
-    assert (await producer.plan("1=1")).fingerprint != plan.fingerprint
+    next_run = ArcgisProducer(feed_config(tmp_path, portal.layer_url(0)), fetcher, FetchStats())
+    assert (await next_run.plan("1=1")).fingerprint != plan.fingerprint

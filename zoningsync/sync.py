@@ -53,6 +53,7 @@ log = structlog.get_logger(__name__)
 OVERLAP = timedelta(hours=1)
 PREPARE_WORKERS = 2
 QUEUE_PAGES = 4
+MERGE_WORKERS = 2  # PostgreSQL does the merge work; two sessions use both cores
 
 
 class FeedPaused(ZoningsyncError):
@@ -191,7 +192,10 @@ class FeedRun:
         if incremental:
             assert previous_mark is not None and last is not None
             edited = await self.producer.edited_since(previous_mark - OVERLAP)
-            strictly_new = await self.producer.edited_since(previous_mark)
+            # Whole seconds: a TIMESTAMP literal drops milliseconds, and the edit at
+            # the mark itself must not count as a new one.
+            strictly_new = await self.producer.edited_since(
+                previous_mark.replace(microsecond=0) + timedelta(seconds=1))
             if edited is None or strictly_new is None:
                 notes.append("server refused edit-date queries; fell back to a full read")
                 incremental = False
@@ -303,9 +307,18 @@ class FeedRun:
         changed = [s for s in states if s.changed]
         await conn.execute(SQL["set_chunks_total"], run_id, len(states))
         self.reporter.phase("merge", len(changed))
-        for batch in merge.batches(changed):
-            await merge.merge_batch(conn, run_id, self.feed, batch)
-            self.reporter.advance(len(batch), sum(s.row_count for s in batch))
+        pending = iter(merge.batches(changed))
+
+        async def merge_worker() -> None:
+            # Batches hold disjoint chunks, so two transactions never touch one row.
+            async with self.pool.acquire() as worker_conn:
+                for batch in pending:
+                    await merge.merge_batch(worker_conn, run_id, self.feed, batch)
+                    self.reporter.advance(len(batch), sum(s.row_count for s in batch))
+
+        async with asyncio.TaskGroup() as group:
+            for index in range(MERGE_WORKERS):
+                group.create_task(merge_worker(), name=f"merge-{index}")
 
     async def _finish(self, conn: Conn, run_id: int, cursor: RunCursor
                       ) -> None:

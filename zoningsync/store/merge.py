@@ -19,7 +19,7 @@ from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
 
 SQL = queries("store.sql")
-BATCH_ROWS = 20_000
+BATCH_ROWS = 10_000
 
 
 class Retirement(Enum):

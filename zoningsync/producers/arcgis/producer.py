@@ -65,6 +65,7 @@ class ArcgisProducer:
         self._fields: FieldMap | None = None
         self._size: PageSize | None = None
         self._dialect = 0  # index of the first edit-date dialect the server may accept
+        self._object_ids: dict[str, list[int]] = {}
 
     # -- requests -------------------------------------------------------------------
 
@@ -134,9 +135,16 @@ class ArcgisProducer:
         return int(answer["count"])
 
     async def object_ids(self, where: str) -> list[int]:
-        answer = await self._call(self.query_url, {"where": where, "returnIdsOnly": "true"},
-                                  "objectIds")
-        return sorted(int(oid) for oid in answer["objectIds"] or [])
+        """The object ids `where` selects, asked once per producer (one run) and clause.
+
+        A run needs them to plan, to fingerprint the OID set and to reconcile; the
+        list of a large layer is megabytes, so it is fetched once and reused.
+        """
+        if where not in self._object_ids:
+            answer = await self._call(self.query_url,
+                                      {"where": where, "returnIdsOnly": "true"}, "objectIds")
+            self._object_ids[where] = sorted(int(oid) for oid in answer["objectIds"] or [])
+        return self._object_ids[where]
 
     async def edited_since(self, mark: datetime) -> tuple[str, int] | None:
         """A where clause for features edited after `mark`, and how many there are.
