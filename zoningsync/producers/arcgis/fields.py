@@ -8,6 +8,7 @@ Strings lose trailing blanks (fixed-width CHAR columns pad them); nulls stay nul
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,10 +41,28 @@ def iso_utc(moment: datetime) -> str:
     return text + "Z"
 
 
+def iso_from_epoch_ms(value: int) -> str | None:
+    """ISO-8601 UTC text of an integral epoch-ms date; the hot path of every page.
+
+    `time.gmtime` formats in C, several times faster than building a datetime, and
+    a parcel layer carries a few dates on each of its rows.
+    """
+    seconds, millis = divmod(value, 1000)
+    try:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    except (OverflowError, OSError, ValueError):
+        return None
+    return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
+
+
 def normalize_value(value: Any, field_type: str | None) -> Any:
     if value is None:
         return None
     if field_type == DATE:
+        if type(value) is int:
+            fast = iso_from_epoch_ms(value)
+            if fast is not None and fast[0] != "-" and len(fast) >= 20:
+                return fast
         moment = datetime_from_epoch_ms(value)
         return iso_utc(moment) if moment is not None else value
     if field_type == TIMESTAMP_OFFSET and isinstance(value, str):
