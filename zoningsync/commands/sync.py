@@ -91,17 +91,20 @@ async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: b
 @click.command()
 @click.argument("target")
 @click.option("--sources", "sources_dir", envvar="ZONINGSYNC_SOURCES", show_envvar=True,
-              type=click.Path(file_okay=False, path_type=Path), default=Path("sources"),
-              help="Directory of jurisdiction TOML files.")
+              type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of jurisdiction TOML files (default: the settings file's "
+                   "`sources`, else ./sources).")
 @click.option("--full", is_flag=True, help="Read the whole layer even if incremental is possible.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summaries as JSON.")
 @click.pass_context
-def sync(ctx: click.Context, target: str, sources_dir: Path, full: bool, as_json: bool) -> None:
+def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
+         as_json: bool) -> None:
     """Sync JURISDICTION or JURISDICTION/FEED now, in the foreground."""
     from zoningsync.cli import emit_json, run_async, settings_of
 
-    feeds = select_feeds(load_sources(sources_dir), target)
-    results = run_async(sync_feeds(settings_of(ctx), feeds, full=full))
+    settings = settings_of(ctx)
+    feeds = select_feeds(load_sources(sources_dir or settings.sources), target)
+    results = run_async(sync_feeds(settings, feeds, full=full))
     if as_json:
         emit_json(results)
     else:
