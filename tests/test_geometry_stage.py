@@ -196,3 +196,11 @@ def test_the_oid_never_reaches_the_hash() -> None:
     b.oid = 999
     rows = prepare_page(page_of(a, b), h3_resolution=7).rows
     assert rows[0].row_hash == rows[1].row_hash
+
+
+def test_a_ring_of_non_numbers_is_a_parse_error_and_spares_its_page() -> None:
+    good = record({"rings": [square(0, 0, 0.001)]}, key="good")
+    bad = record({"rings": [[["a", "b"], ["c", "d"], ["e", "f"], ["a", "b"]]]}, key="bad")
+    prepared = prepare_page(page_of(good, bad), h3_resolution=7)
+    assert [row.source_key for row in prepared.rows] == ["good"]
+    assert [r.reason for r in prepared.rejected] == [QuarantineReason.PARSE_ERROR]

@@ -211,20 +211,44 @@ EMPTY = Polygon()
 
 
 def _single_ring(geometry: Mapping[str, Any] | None, geometry_format: str
-                 ) -> list[tuple[float, float]] | None:
-    """The closed ring of a plain one-ring Esri polygon, or None for anything else."""
+                 ) -> list[Any] | None:
+    """The closed 2-D ring of a plain one-ring Esri polygon, as received, or None.
+
+    Points are not converted one by one here: the page's rings become one numpy
+    array in a single call. A ring with fewer than 3 distinct points among its 4+
+    is caught later as invalid and quarantined as unrepairable.
+    """
     if geometry_format != "esrijson" or not geometry:
         return None
     rings = geometry.get("rings")
-    if not rings or len(rings) != 1 or len(rings[0]) < 4:
+    if not rings or len(rings) != 1:
         return None
+    ring = rings[0]
+    if len(ring) < 4 or ring[0] != ring[-1] or len(ring[0]) != 2:
+        return None
+    return list(ring)
+
+
+def _single_ring_polygons(flat: list[Any], offsets: list[int], records: list[SourceRecord],
+                          geometry_format: str) -> np.ndarray[Any, Any]:
+    """Polygons of the single-ring records; one by one if a point is not a number pair."""
     try:
-        points = [(float(p[0]), float(p[1])) for p in rings[0]]
-    except (TypeError, ValueError, IndexError):
-        return None
-    if points[0] != points[-1] or len(set(points)) < 3:
-        return None
-    return points
+        coords = np.asarray(flat, dtype=float)
+    except (TypeError, ValueError):
+        coords = None
+    if coords is not None and coords.ndim == 2 and coords.shape[1] == 2:
+        polygons: np.ndarray[Any, Any] = shapely.from_ragged_array(
+            shapely.GeometryType.POLYGON, coords,
+            (np.asarray(offsets), np.arange(len(records) + 1)))
+        return polygons
+    return np.asarray([_shape_or_empty(r, geometry_format) for r in records], dtype=object)
+
+
+def _shape_or_empty(record: SourceRecord, geometry_format: str) -> BaseGeometry:
+    try:
+        return to_shapely(record.geometry, geometry_format)
+    except (GeometryRejected, ValueError, TypeError, IndexError):
+        return EMPTY
 
 
 def to_shapely(geometry: Mapping[str, Any] | None, geometry_format: str) -> BaseGeometry:
@@ -291,7 +315,7 @@ def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:
         except GeometryRejected as exc:
             crs_problem = exc.detail
     # Single-ring Esri polygons, by far the most common parcels, are built in one call.
-    flat: list[tuple[float, float]] = []
+    flat: list[Any] = []
     offsets: list[int] = [0]
     single: list[int] = []
     for record in page.records:
@@ -321,9 +345,8 @@ def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:
 
     geoms = np.asarray(shapes, dtype=object)
     if single:
-        geoms[single] = shapely.from_ragged_array(
-            shapely.GeometryType.POLYGON, np.asarray(flat),
-            (np.asarray(offsets), np.arange(len(single) + 1)))
+        geoms[single] = _single_ring_polygons(flat, offsets, [kept[i] for i in single],
+                                              page.geometry_format)
     if transformer is not None:
         geoms = shapely.transform(
             geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
@@ -340,6 +363,9 @@ def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:
     usable = np.zeros(len(kept), dtype=bool)
     for i in np.nonzero(~simple)[0]:
         record = kept[i]
+        if geoms[i].is_empty:
+            reject(record, QuarantineReason.PARSE_ERROR, "the ring's points are not number pairs")
+            continue
         if not in_range[i]:
             reject(record, QuarantineReason.OUT_OF_RANGE,
                    f"coordinates outside lon/lat range after transform: {bounds[i].tolist()}")

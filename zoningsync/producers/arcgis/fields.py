@@ -89,6 +89,10 @@ class FieldMap:
         self.mapped = set(canonical.values())
 
     def source_key(self, attributes: Mapping[str, Any]) -> str | None:
+        if len(self.key) == 1:  # the usual case, on every record of every page
+            name = self.key[0]
+            value = normalize_value(attributes.get(name), self.field_types.get(name))
+            return None if value is None or value == "" else str(value)
         values = [normalize_value(attributes.get(name), self.field_types.get(name))
                   for name in self.key]
         if any(v is None or v == "" for v in values):
