@@ -311,9 +311,6 @@ SET status = $2, error = $3, finished_at = now(), phase = 'done',
     warnings = $8
 WHERE id = $1;
 
--- name: add_seconds
-UPDATE zoningsync.runs SET seconds = seconds + $2 WHERE id = $1;
-
 -- name: mark_feed_success
 UPDATE zoningsync.feeds SET last_success_run = $2, last_success_at = now() WHERE id = $1;
 

@@ -14,13 +14,6 @@ from zoningsync.store.staging import clear_run_staging
 
 SQL = queries("store.sql")
 
-# Columns shown by `zoningsync runs` and the run summary, in order.
-STAT_COLUMNS = (
-    "fetched", "inserted", "updated", "retired", "unchanged", "quarantined", "duplicates",
-    "repaired", "chunks_total", "chunks_written", "chunks_skipped", "requests", "retries",
-    "bytes", "seconds",
-)
-
 
 @dataclass(frozen=True)
 class InterruptedRun:
@@ -77,8 +70,8 @@ async def fail_run(conn: Conn, run_id: int, status: str, error: str,
     await conn.execute(SQL["fail_run"], run_id, status, error, seconds)
 
 
-def run_as_dict(row: asyncpg.Record) -> dict[str, Any]:
-    """A run row as JSON-ready data (timestamps as ISO strings)."""
+def record_as_dict(row: asyncpg.Record) -> dict[str, Any]:
+    """A row of runs or quarantine as JSON-ready data (timestamps as ISO strings)."""
     out: dict[str, Any] = {}
     for key, value in row.items():
         if key == "cursor":
@@ -90,15 +83,15 @@ def run_as_dict(row: asyncpg.Record) -> dict[str, Any]:
 async def get_run(conn: Conn, run_id: int) -> dict[str, Any]:
     row = await conn.fetchrow(SQL["run_by_id"], run_id)
     assert row is not None
-    return run_as_dict(row)
+    return record_as_dict(row)
 
 
 async def list_runs(conn: Conn, feed_id: str | None, limit: int
                     ) -> list[dict[str, Any]]:
-    return [run_as_dict(r) for r in await conn.fetch(SQL["list_runs"], feed_id, limit)]
+    return [record_as_dict(r) for r in await conn.fetch(SQL["list_runs"], feed_id, limit)]
 
 
 async def list_quarantine(conn: Conn, feed_id: str | None, *,
                           all_runs: bool, limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(SQL["list_quarantine"], feed_id, all_runs, limit)
-    return [run_as_dict(r) for r in rows]
+    return [record_as_dict(r) for r in rows]
