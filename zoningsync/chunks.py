@@ -1,0 +1,40 @@
+"""Chunks and content hashes: what the store compares instead of rows.
+
+A chunk is the H3 cell of a feature's point on surface, so a feature stays in its
+chunk as long as it stays put, whatever its OID or position in the layer. A row
+hash covers a feature's content only (canonical fields, attributes, normalized
+WKB), never the upstream OID, which changes when a county republishes its layer.
+A chunk hash is defined so PostgreSQL can compute the same value from stored rows:
+`sha256(string_agg(row_hash, ''::bytea ORDER BY row_hash))`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import h3
+import orjson
+
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+ROW_HASH_BYTES = 16
+
+
+def row_hash(fields: Mapping[str, str | None], attrs: Mapping[str, Any], wkb: bytes) -> bytes:
+    """A 16-byte digest of the content: fields and attrs in sorted-key JSON, then the WKB.
+
+    Raises orjson.JSONEncodeError when an attribute is not JSON-ready.
+    """
+    canonical = orjson.dumps({"fields": fields, "attrs": attrs}, option=_CANONICAL)
+    return hashlib.blake2b(canonical + wkb, digest_size=ROW_HASH_BYTES).digest()
+
+
+def chunk_hash(row_hashes: Iterable[bytes]) -> bytes:
+    """The sha256 of the chunk's row hashes concatenated in byte order, as SQL computes it."""
+    return hashlib.sha256(b"".join(sorted(row_hashes))).digest()
+
+
+def chunk_of(lon: float, lat: float, resolution: int) -> str:
+    """The H3 cell (hex string) holding the point at that resolution."""
+    return str(h3.latlng_to_cell(lat, lon, resolution))
