@@ -185,6 +185,14 @@ async def test_stop_says_whether_it_was_running_and_status_follows(
     assert status.initialized and not status.running and status.pid is None
 
 
+async def test_concurrent_starts_of_one_cluster_share_one_server(
+        cluster: EmbeddedCluster) -> None:
+    starters = [EmbeddedCluster(cluster.state_dir, settings=FAST) for _ in range(3)]
+    urls = await asyncio.gather(*(starter.start() for starter in starters))
+    assert len(set(urls)) == 1
+    assert (await cluster.status()).running
+
+
 async def test_a_killed_server_leaves_a_pid_file_that_does_not_block_a_start(
         cluster: EmbeddedCluster) -> None:
     await cluster.start()

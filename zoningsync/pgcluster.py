@@ -377,7 +377,7 @@ class EmbeddedCluster:
                 await self._init(owner, binaries)
             if await self._running_pid(owner, binaries) is None:
                 await self._start_server(owner, binaries)
-        await self._ensure_database()
+            await self._ensure_database()
         return self.url()
 
     async def stop(self) -> bool:
@@ -526,8 +526,7 @@ class EmbeddedCluster:
                 exists = await admin.fetchval(
                     "SELECT 1 FROM pg_database WHERE datname = $1", self.database)
                 if not exists:
-                    with contextlib.suppress(asyncpg.DuplicateDatabaseError):
-                        await admin.execute(f'CREATE DATABASE "{self.database}"')
+                    await admin.execute(f'CREATE DATABASE "{self.database}"')
             async with connection(self.url()) as conn:
                 await conn.execute("CREATE EXTENSION IF NOT EXISTS postgis WITH SCHEMA public")
         except asyncpg.PostgresError as exc:
