@@ -21,6 +21,7 @@ from zoningsync.commands.db import db
 from zoningsync.commands.demo import demo
 from zoningsync.commands.sync import quarantine, runs, sync
 from zoningsync.errors import ZoningsyncError
+from zoningsync.gc_policy import tune_for_bulk_parsing
 from zoningsync.observability import configure_logging
 from zoningsync.settings import Settings, load_settings
 
@@ -104,6 +105,7 @@ def migrate(ctx: click.Context, show_status: bool, as_json: bool) -> None:
 
 
 def main() -> None:
+    tune_for_bulk_parsing()
     try:
         code = cli.main(prog_name="zoningsync", standalone_mode=False)
     except click.exceptions.Abort:

@@ -18,7 +18,9 @@ import orjson
 from zoningsync.errors import DatabaseUnreachable
 from zoningsync.settings import redact_url
 
-APPLICATION_NAME = "zoningsync"
+# Our statements are short and many: JIT compilation cost 60 ms per merge batch and
+# saved nothing (measured with EXPLAIN ANALYZE).
+SERVER_SETTINGS = {"application_name": "zoningsync", "jit": "off"}
 # A connection of our own or one borrowed from a pool: store functions take either.
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 JSONB_VERSION = b"\x01"  # jsonb binary format: a version byte, then JSON text
@@ -65,7 +67,7 @@ _CONNECT_ERRORS = (
 async def connect(url: str, *, connect_timeout: float = 15.0) -> asyncpg.Connection[Any]:
     try:
         conn: asyncpg.Connection[Any] = await asyncpg.connect(
-            url, timeout=connect_timeout, server_settings={"application_name": APPLICATION_NAME}
+            url, timeout=connect_timeout, server_settings=SERVER_SETTINGS
         )
     except _CONNECT_ERRORS as exc:
         raise _unreachable(url, exc) from exc
@@ -90,7 +92,7 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 4
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
-            server_settings={"application_name": APPLICATION_NAME},
+            server_settings=SERVER_SETTINGS,
         )
     except _CONNECT_ERRORS as exc:
         raise _unreachable(url, exc) from exc
