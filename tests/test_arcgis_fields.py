@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from zoningsync.producers.arcgis.fields import FieldMap, normalize_value
+from zoningsync.producers.arcgis.fields import DATE, FieldMap, iso_dates, normalize_value
 
 
 @pytest.mark.parametrize(
@@ -48,7 +50,7 @@ def test_a_record_splits_canonical_columns_from_attrs_and_drops_the_oid() -> Non
     feature = {"attributes": {"OBJECTID": 7, "PIN": "0794 ", "ZONING": "R-4",
                               "EDITED": 1614834367000, "BOOK": 12, "PAGE": None},
                "geometry": {"rings": []}}
-    record = field_map().record(feature)
+    [record] = field_map().records([feature])
     assert record.oid == 7
     assert record.source_key == "0794"
     assert record.fields == {"parcel_id": "0794", "zoning_code": "R-4"}
@@ -65,3 +67,24 @@ def test_a_blank_or_null_key_is_missing() -> None:
 def test_a_composite_key_is_a_json_array() -> None:
     assert field_map(("BOOK", "PAGE")).source_key({"BOOK": 12, "PAGE": 7}) == "[12,7]"
     assert field_map(("BOOK", "PAGE")).source_key({"BOOK": 12, "PAGE": None}) is None
+
+
+@given(st.lists(st.one_of(
+    st.integers(min_value=-(2**62), max_value=2**62),
+    st.integers(min_value=-30_610_224_000_001, max_value=253_402_300_800_000),
+    st.none(), st.floats(allow_nan=False), st.text(max_size=5),
+)))
+def test_a_page_of_dates_reads_as_each_date_alone(values: list[Any]) -> None:
+    assert iso_dates(values) == [normalize_value(v, DATE) for v in values]
+
+
+def test_a_page_keeps_each_record_apart() -> None:
+    features = [
+        {"attributes": {"OBJECTID": 1, "PIN": "A", "EDITED": 1614834367123, "BOOK": 1}},
+        {"attributes": {"OBJECTID": 2, "PIN": "B", "EDITED": None, "PAGE": "7  "}},
+    ]
+    first, second = field_map().records(features)
+    assert first.attrs == {"EDITED": "2021-03-04T05:06:07.123Z", "BOOK": 1}
+    assert second.attrs == {"EDITED": None, "PAGE": "7"}
+    assert (first.source_key, second.source_key) == ("A", "B")
+    assert second.edited_at is None

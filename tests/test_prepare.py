@@ -140,6 +140,12 @@ def test_non_polygonal_geometry_is_rejected() -> None:
     assert rejected.reason is QuarantineReason.NON_POLYGONAL
 
 
+def test_a_page_whose_only_rings_are_not_numbers_is_a_parse_error() -> None:
+    page = page_of(record({"rings": [[["a", "b"], [1, 2], [3, 4], [1, 2]]]}))
+    [rejected] = prepare_page(page, h3_resolution=9).rejected
+    assert rejected.reason is QuarantineReason.PARSE_ERROR
+
+
 def test_attributes_that_are_not_json_ready_are_a_parse_error() -> None:
     rec = record({"rings": [square(0, 0, 0.001)]}, attrs={"huge": 2**70})
     [rejected] = prepare_page(page_of(rec), h3_resolution=9).rejected

@@ -303,6 +303,8 @@ def _gather(shapes: Sequence[Shape], built: Built) -> _Rings | None:
     for culprit in np.flatnonzero(bad).tolist():
         built.problems.setdefault(culprit, (QuarantineReason.PARSE_ERROR,
                                                "coordinates are missing or not finite"))
+    if bad.all():
+        return None
     return rings.subset(~bad[rings.shape]) if bad.any() else rings
 
 

@@ -9,10 +9,11 @@ Strings lose trailing blanks (fixed-width CHAR columns pad them); nulls stay nul
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import orjson
 
 from zoningsync.records import SourceRecord
@@ -22,6 +23,8 @@ DATE = "esriFieldTypeDate"
 TIMESTAMP_OFFSET = "esriFieldTypeTimestampOffset"
 STRING = "esriFieldTypeString"
 GEOMETRY = "esriFieldTypeGeometry"
+# Epoch milliseconds whose year numpy and strftime both write with four digits.
+FOUR_DIGIT_YEARS_MS = (-30_610_224_000_000, 253_402_300_799_999)
 
 
 def datetime_from_epoch_ms(value: Any) -> datetime | None:
@@ -55,6 +58,30 @@ def iso_from_epoch_ms(value: int) -> str | None:
     return f"{text}.{millis:03d}Z" if millis else f"{text}Z"
 
 
+def iso_dates(values: Sequence[Any]) -> list[Any]:
+    """`normalize_value(v, DATE)` for a whole column of a page, in one numpy pass.
+
+    Formatting dates one by one was the largest part of building a page's records
+    (3.5 µs each, several per parcel); numpy formats the column in C. Values it
+    cannot take (nulls, floats, years outside 1000-9999) go the one-by-one way.
+    """
+    low, high = FOUR_DIGIT_YEARS_MS
+    out = list(values)
+    rows = [i for i, v in enumerate(values) if type(v) is int and low <= v <= high]
+    if rows:
+        millis = np.fromiter((values[i] for i in rows), dtype=np.int64, count=len(rows))
+        seconds, fraction = np.divmod(millis, 1000)
+        texts = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()
+        for i, text, ms in zip(rows, texts, fraction.tolist(), strict=True):
+            out[i] = f"{text}.{ms:03d}Z" if ms else f"{text}Z"
+    if len(rows) < len(values):
+        done = set(rows)
+        for i, value in enumerate(values):
+            if i not in done:
+                out[i] = normalize_value(value, DATE)
+    return out
+
+
 def normalize_value(value: Any, field_type: str | None) -> Any:
     if value is None:
         return None
@@ -76,7 +103,12 @@ def normalize_value(value: Any, field_type: str | None) -> Any:
 
 
 class FieldMap:
-    """Turns one upstream feature into a SourceRecord for one feed."""
+    """Turns the features of one page into SourceRecords for one feed.
+
+    Built page-wide rather than feature by feature: date columns are formatted in
+    one numpy call each, and every other value takes the shortest path its declared
+    type allows (strings are trimmed, numbers and nulls kept as they are).
+    """
 
     def __init__(self, *, field_types: Mapping[str, str], oid_field: str,
                  canonical: Mapping[str, str], key: tuple[str, ...],
@@ -86,7 +118,10 @@ class FieldMap:
         self.canonical = dict(canonical)
         self.key = key
         self.edit_date_field = edit_date_field
-        self.mapped = set(canonical.values())
+        self._left_out = {oid_field, *canonical.values(),
+                          *(name for name, kind in field_types.items() if kind == GEOMETRY)}
+        self._dates = tuple(name for name, kind in field_types.items() if kind == DATE)
+        self._offsets = {name for name, kind in field_types.items() if kind == TIMESTAMP_OFFSET}
 
     def source_key(self, attributes: Mapping[str, Any]) -> str | None:
         if len(self.key) == 1:  # the usual case, on every record of every page
@@ -97,33 +132,41 @@ class FieldMap:
                   for name in self.key]
         if any(v is None or v == "" for v in values):
             return None
-        if len(values) == 1:
-            return str(values[0])
         return orjson.dumps(values).decode()
 
-    def records(self, features: Iterable[Mapping[str, Any]]) -> list[SourceRecord]:
-        return [self.record(feature) for feature in features]
+    def records(self, features: Sequence[Mapping[str, Any]]) -> list[SourceRecord]:
+        rows: list[Mapping[str, Any]] = [
+            f.get("attributes") or f.get("properties") or {} for f in features]
+        dates = {name: iso_dates([row.get(name) for row in rows]) for name in self._dates
+                 if any(name in row for row in rows)}
+        return [self._record(feature, row, index, dates)
+                for index, (feature, row) in enumerate(zip(features, rows, strict=True))]
 
-    def record(self, feature: Mapping[str, Any], geometry_key: str = "geometry"
-               ) -> SourceRecord:
-        attributes: Mapping[str, Any] = (feature.get("attributes")
-                                         or feature.get("properties") or {})
-        oid_value = attributes.get(self.oid_field, feature.get("id"))
+    def _record(self, feature: Mapping[str, Any], row: Mapping[str, Any], index: int,
+                dates: Mapping[str, list[Any]]) -> SourceRecord:
+        oid_value = row.get(self.oid_field, feature.get("id"))
         oid = oid_value if isinstance(oid_value, int) and not isinstance(oid_value, bool) else None
         fields: dict[str, str | None] = {}
         for canonical, upstream in self.canonical.items():
-            value = normalize_value(attributes.get(upstream), self.field_types.get(upstream))
+            value = (dates[upstream][index] if upstream in dates else
+                     normalize_value(row.get(upstream), self.field_types.get(upstream)))
             fields[canonical] = None if value is None else str(value)
-        attrs = {
-            name: normalize_value(value, self.field_types.get(name))
-            for name, value in attributes.items()
-            if name != self.oid_field and name not in self.mapped
-            and self.field_types.get(name) != GEOMETRY
-        }
+        attrs: dict[str, Any] = {}
+        left_out, offsets = self._left_out, self._offsets
+        for name, value in row.items():
+            if name in left_out:
+                continue
+            if name in dates:
+                attrs[name] = dates[name][index]
+            elif value.__class__ is str:
+                attrs[name] = (normalize_value(value, TIMESTAMP_OFFSET) if name in offsets
+                               else value.rstrip(" "))
+            else:
+                attrs[name] = value
         edited_at = None
         if self.edit_date_field is not None:
-            edited_at = datetime_from_epoch_ms(attributes.get(self.edit_date_field))
+            edited_at = datetime_from_epoch_ms(row.get(self.edit_date_field))
         return SourceRecord(
-            oid=oid, source_key=self.source_key(attributes), fields=fields, attrs=attrs,
-            geometry=feature.get(geometry_key), raw=feature, edited_at=edited_at,
+            oid=oid, source_key=self.source_key(row), fields=fields, attrs=attrs,
+            geometry=feature.get("geometry"), raw=feature, edited_at=edited_at,
         )
