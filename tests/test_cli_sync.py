@@ -102,13 +102,17 @@ async def test_kill_9_mid_run_then_rerun_gives_the_clean_result(
         sources, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL)
     for _ in range(400):
-        staged = await db.fetchval("SELECT count(*) FROM zoningsync.staged_pages")
-        if staged >= 3:
+        stored = await db.fetchval(
+            "SELECT count(*) FROM zoningsync.staged_pages WHERE premerged")
+        if stored >= 3:
             break
         await asyncio.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     await proc.wait()
     assert await db.fetchval("SELECT status FROM zoningsync.runs") == "running"
+    # A first load stores pages as it stages them: rows, but no checkpoint yet.
+    assert await db.fetchval("SELECT count(*) FROM zoningsync.features") >= 200
+    assert await db.fetchval("SELECT count(*) FROM zoningsync.chunk_checkpoints") == 0
     portal.behaviours.latency_ms = 0
 
     code, out, err = await zoningsync(db_url, "sync", "test-county/parcels", "--sources",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,24 @@ async def test_a_first_run_stores_or_quarantines_every_record(
     assert await count(db, "feature_history", "op = 'insert'") == stored
     assert summary["chunks_written"] == summary["chunks_total"] > 0
     assert await count(db, "chunk_checkpoints") == summary["chunks_written"]
+
+
+async def test_a_first_load_stores_pages_while_later_ones_are_fetched(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    portal.behaviours.latency_ms = 40
+    syncing = asyncio.create_task(run(db_url, tmp_path, feed_config(
+        tmp_path, portal.layer_url(0), page_size=100)))
+    stored_while_fetching = 0
+    while not syncing.done() and not stored_while_fetching:
+        phase = await db.fetchval("SELECT phase FROM zoningsync.runs")
+        if phase == "fetch":
+            stored_while_fetching = await count(db, "features")
+        await asyncio.sleep(0.02)
+    summary = await syncing
+    assert stored_while_fetching > 0
+    assert summary["inserted"] == await count(db, "features")
+    assert await count(db, "feature_history", "op = 'insert'") == summary["inserted"]
+    assert await count(db, "feature_history", "op <> 'insert'") == 0
 
 
 async def test_a_second_run_of_unchanged_data_writes_nothing(

@@ -71,12 +71,14 @@ class RunCursor:
     oid_set_hash: str
     previous_mark: str | None
     notes: list[str] = field(default_factory=list)
+    premerge: bool = False  # a first load: pages are stored as they are staged
 
     def to_json(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "plan": self.plan, "retirement": self.retirement,
             "layer_count": self.layer_count, "oid_set_hash": self.oid_set_hash,
             "previous_mark": self.previous_mark, "notes": self.notes,
+            "premerge": self.premerge,
         }
 
     @classmethod
@@ -85,6 +87,7 @@ class RunCursor:
             mode=data["mode"], plan=data["plan"], retirement=data["retirement"],
             layer_count=int(data["layer_count"]), oid_set_hash=data["oid_set_hash"],
             previous_mark=data.get("previous_mark"), notes=list(data.get("notes", [])),
+            premerge=bool(data.get("premerge", False)),
         )
 
 
@@ -220,6 +223,7 @@ class FeedRun:
             retirement=merge.Retirement.ABSENT_FROM_STAGING.value,
             layer_count=layer_count, oid_set_hash=oid_hash,
             previous_mark=previous_mark.isoformat() if previous_mark else None, notes=notes,
+            premerge=not await conn.fetchval(SQL["feed_has_features"], feed.full_id),
         )
 
     # -- fetch ------------------------------------------------------------------
@@ -230,8 +234,11 @@ class FeedRun:
         done = await staging.staged_page_ids(conn, run_id)
         self.reporter.phase("fetch", len(plan.pages))
         self.reporter.advance(len(done & {p.page_id for p in plan.pages}))
-        await self._stage_pages(run_id, self.producer.pages(plan, done))
-        await self._reconcile(conn, run_id, plan)
+        backlog = ([r["page_id"] for r in await conn.fetch(SQL["pages_to_premerge"], run_id)]
+                   if cursor.premerge else [])
+        await self._stage_pages(run_id, self.producer.pages(plan, done),
+                                premerge=cursor.premerge, backlog=backlog)
+        await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
             await self._stage_keys(conn, run_id)
         refetched = await conn.fetchval(SQL["drop_refetched_rows"], run_id)
@@ -240,9 +247,17 @@ class FeedRun:
         await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
         await conn.execute(SQL["set_phase"], run_id, "merge")
 
-    async def _stage_pages(self, run_id: int, pages: AsyncIterator[Page]) -> None:
-        """Fetch → prepare (thread pool) → COPY, with a bounded queue in between."""
+    async def _stage_pages(self, run_id: int, pages: AsyncIterator[Page], *,
+                           premerge: bool, backlog: Sequence[str] = ()) -> None:
+        """Fetch → prepare (thread pool) → COPY, with a bounded queue in between.
+
+        With `premerge` (a first load), a further session stores each staged page
+        while the next ones are fetched: see `merge.premerge_page`.
+        """
         queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=QUEUE_PAGES)
+        staged: asyncio.Queue[str | None] = asyncio.Queue()
+        for page_id in backlog:
+            staged.put_nowait(page_id)
         loop = asyncio.get_running_loop()
         prepare = functools.partial(prepare_page, h3_resolution=self.feed.h3_resolution)
 
@@ -260,15 +275,26 @@ class FeedRun:
                         conn, feed_id=self.feed.full_id, run_id=run_id, page=prepared,
                         records=len(page.records), stats=self.delta,
                     )
+                    if premerge:
+                        staged.put_nowait(page.page_id)
                     self.reporter.advance(1, len(page.records))
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(produce(), name="fetch-pages")
-            for index in range(PREPARE_WORKERS):
-                group.create_task(consume(), name=f"stage-pages-{index}")
+        async def store() -> None:
+            async with self.pool.acquire() as conn:
+                while (page_id := await staged.get()) is not None:
+                    await merge.premerge_page(conn, run_id, self.feed, page_id)
 
-    async def _reconcile(self, conn: Conn, run_id: int,
-                         plan: FetchPlan) -> None:
+        async with asyncio.TaskGroup() as outer:
+            if premerge:
+                outer.create_task(store(), name="premerge-pages")
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce(), name="fetch-pages")
+                for index in range(PREPARE_WORKERS):
+                    group.create_task(consume(), name=f"stage-pages-{index}")
+            staged.put_nowait(None)
+
+    async def _reconcile(self, conn: Conn, run_id: int, plan: FetchPlan, *,
+                         premerge: bool) -> None:
         """Every object the server lists must be staged or quarantined; fetch the gaps once."""
         listed = await self.producer.object_ids(plan.where)
         missing = [r["oid"] for r in await conn.fetch(SQL["staged_oids_missing"], run_id, listed)]
@@ -278,7 +304,7 @@ class FeedRun:
                     missing=len(missing))
         fill = self.producer.plan_for_oids(missing, prefix=f"fill{len(missing)}")
         done = await staging.staged_page_ids(conn, run_id)
-        await self._stage_pages(run_id, self.producer.pages(fill, done))
+        await self._stage_pages(run_id, self.producer.pages(fill, done), premerge=premerge)
         still = await conn.fetch(SQL["staged_oids_missing"], run_id, listed)
         if still:
             sample = ", ".join(str(r["oid"]) for r in still[:10])

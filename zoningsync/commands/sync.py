@@ -58,6 +58,7 @@ async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: b
     from zoningsync.sync import PREPARE_WORKERS, sync_feed
 
     url = await ready_database(settings)
+    # The run's own session, one per staging worker, one storing a first load's pages.
     pool = await create_pool(url, max_size=PREPARE_WORKERS + 2)
     probe = LoopLagProbe()
     probe.start()

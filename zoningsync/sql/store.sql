@@ -76,6 +76,43 @@ SELECT page_id FROM zoningsync.staged_pages WHERE run_id = $1;
 -- name: record_page
 INSERT INTO zoningsync.staged_pages (run_id, page_id, records) VALUES ($1, $2, $3);
 
+-- name: pages_to_premerge
+SELECT page_id FROM zoningsync.staged_pages WHERE run_id = $1 AND NOT premerged;
+
+-- name: feed_has_features
+SELECT EXISTS (SELECT 1 FROM zoningsync.features WHERE feed = $1);
+
+-- name: premerge_page
+-- A first load's merge would insert every row after the last page is fetched, in
+-- PostgreSQL, while the client sits idle. Instead each staged page's rows are
+-- inserted as soon as the page is staged, with their history, so the database
+-- works while the client fetches; the chunk merge then finds them stored and
+-- only writes checkpoints. A key seen twice in the run so far is left to the
+-- merge, which quarantines every copy; a duplicate that arrives later is retired
+-- by the merge, with history, like any feature that vanished.
+WITH inserted AS (
+    INSERT INTO zoningsync.features AS f
+        (feed, source_key, jurisdiction, kind, parcel_id, zoning_code, zoning_desc, attrs,
+         geom, h3, row_hash, source_edited_at, first_run, last_run)
+    SELECT $2, s.source_key, $4, $5, s.parcel_id, s.zoning_code, s.zoning_desc, s.attrs,
+           ST_GeomFromWKB(s.wkb, 4326), s.chunk, s.row_hash, s.source_edited_at, $1, $1
+    FROM zoningsync.staged_rows s
+    WHERE s.run_id = $1 AND s.page_id = $3
+      AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows twin
+                      WHERE twin.run_id = $1 AND twin.source_key = s.source_key
+                        AND twin.ctid <> s.ctid)
+    ON CONFLICT (feed, source_key) DO NOTHING
+    RETURNING f.source_key, f.row_hash
+), history AS (
+    INSERT INTO zoningsync.feature_history (run_id, op, feed, source_key, new_row_hash)
+    SELECT $1, 'insert', $2, source_key, row_hash FROM inserted
+    RETURNING 1
+), ledger AS (
+    UPDATE zoningsync.staged_pages SET premerged = true WHERE run_id = $1 AND page_id = $3
+)
+UPDATE zoningsync.runs SET inserted = inserted + (SELECT count(*) FROM history)
+WHERE id = $1;
+
 -- name: add_page_stats
 UPDATE zoningsync.runs
 SET fetched = fetched + $2, quarantined = quarantined + $3, repaired = repaired + $4,
@@ -213,7 +250,13 @@ LEFT JOIN zoningsync.chunk_checkpoints cp ON cp.feed = $2 AND cp.chunk = c.chunk
 -- is moved without history: its content did not change.
 -- All sub-statements see the same snapshot, so `old` holds the versions replaced.
 WITH src AS (
-    SELECT * FROM zoningsync.staged_rows WHERE run_id = $1 AND chunk = ANY($3::text[])
+    -- Rows stored already as staged (a first load's premerged pages, an
+    -- incremental run's overlap) would be no-ops below; leave them out early.
+    SELECT s.* FROM zoningsync.staged_rows s
+    WHERE s.run_id = $1 AND s.chunk = ANY($3::text[])
+      AND NOT EXISTS (SELECT 1 FROM zoningsync.features f
+                      WHERE f.feed = $2 AND f.source_key = s.source_key
+                        AND f.row_hash = s.row_hash AND f.h3 = s.chunk)
 ), old AS (
     SELECT f.*
     FROM zoningsync.features f

@@ -64,6 +64,17 @@ async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
         await conn.execute(SQL["retire_quarantined"], run_id, feed_id)
 
 
+async def premerge_page(conn: Conn, run_id: int, feed: FeedConfig, page_id: str) -> None:
+    """Store a first load's staged page now, with its history, while the fetch goes on.
+
+    One statement, so the rows, their history, the run's count and the ledger's
+    `premerged` mark commit together. The chunk merge stays the judge: it finds
+    these rows stored as staged, and writes only what they leave undone.
+    """
+    await conn.execute(SQL["premerge_page"], run_id, feed.full_id, page_id,
+                       feed.jurisdiction, feed.kind.value)
+
+
 async def chunk_states(conn: Conn, run_id: int, feed_id: str,
                        *, full_read: bool) -> list[ChunkState]:
     chunks = [r["chunk"] for r in await conn.fetch(
