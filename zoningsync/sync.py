@@ -329,9 +329,12 @@ class FeedRun:
         how = merge.Retirement(cursor.retirement)
         await merge.plan_retirements(conn, run_id, self.feed.full_id, how)
         states = await merge.chunk_states(conn, run_id, self.feed.full_id,
-                                          full_read=cursor.mode == "full")
-        changed = [s for s in states if s.changed]
+                                          full_read=cursor.mode == "full",
+                                          compare_stored=cursor.premerge)
+        changed = [s for s in states if s.changed and not s.settled]
         await conn.execute(SQL["set_chunks_total"], run_id, len(states))
+        await merge.settle_chunks(conn, run_id, self.feed.full_id,
+                                  [s for s in states if s.changed and s.settled])
         self.reporter.phase("merge", len(changed))
         pending = iter(merge.batches(changed))
 

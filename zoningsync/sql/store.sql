@@ -237,10 +237,19 @@ WITH content AS (
            count(*)::integer AS row_count
     FROM content
     GROUP BY chunk
+), stored AS (
+    -- Asked for ($4) after a first load stored its pages while fetching: a chunk
+    -- whose stored rows already are its new content needs only its checkpoint.
+    SELECT f.h3 AS chunk, sha256(string_agg(f.row_hash, ''::bytea ORDER BY f.row_hash)) AS hash
+    FROM zoningsync.features f
+    WHERE $4::boolean AND f.feed = $2 AND f.h3 = ANY($3::text[])
+    GROUP BY f.h3
 )
-SELECT c.chunk, h.hash, coalesce(h.row_count, 0) AS row_count, cp.hash AS checkpoint
+SELECT c.chunk, h.hash, coalesce(h.row_count, 0) AS row_count, cp.hash AS checkpoint,
+       st.hash AS stored
 FROM unnest($3::text[]) AS c(chunk)
 LEFT JOIN hashed h ON h.chunk = c.chunk
+LEFT JOIN stored st ON st.chunk = c.chunk
 LEFT JOIN zoningsync.chunk_checkpoints cp ON cp.feed = $2 AND cp.chunk = c.chunk;
 
 -- name: merge_upsert

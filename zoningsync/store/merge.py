@@ -36,10 +36,16 @@ class ChunkState:
     hash: bytes | None
     row_count: int
     checkpoint: bytes | None
+    stored: bytes | None = None  # hash of the stored rows, when asked for
 
     @property
     def changed(self) -> bool:
         return self.hash != self.checkpoint
+
+    @property
+    def settled(self) -> bool:
+        """The stored rows already are the new content: only the checkpoint is missing."""
+        return self.hash is not None and self.stored == self.hash
 
 
 @dataclass
@@ -76,13 +82,27 @@ async def premerge_page(conn: Conn, run_id: int, feed: FeedConfig, page_id: str)
 
 
 async def chunk_states(conn: Conn, run_id: int, feed_id: str,
-                       *, full_read: bool) -> list[ChunkState]:
+                       *, full_read: bool, compare_stored: bool = False) -> list[ChunkState]:
     chunks = [r["chunk"] for r in await conn.fetch(
         SQL["candidate_chunks"], run_id, feed_id, full_read)]
     if not chunks:
         return []
-    rows = await conn.fetch(SQL["chunk_states"], run_id, feed_id, chunks)
-    return [ChunkState(r["chunk"], r["hash"], r["row_count"], r["checkpoint"]) for r in rows]
+    rows = await conn.fetch(SQL["chunk_states"], run_id, feed_id, chunks, compare_stored)
+    return [ChunkState(r["chunk"], r["hash"], r["row_count"], r["checkpoint"], r["stored"])
+            for r in rows]
+
+
+async def settle_chunks(conn: Conn, run_id: int, feed_id: str,
+                        states: Sequence[ChunkState]) -> None:
+    """Checkpoint chunks whose stored rows already are their new content (premerged)."""
+    if not states:
+        return
+    async with conn.transaction():
+        await conn.execute(
+            SQL["save_checkpoints"], run_id, feed_id, [s.chunk for s in states],
+            [s.hash for s in states], [s.row_count for s in states],
+        )
+        await conn.execute(SQL["add_merge_stats"], run_id, 0, 0, 0, len(states))
 
 
 def batches(states: Sequence[ChunkState], max_rows: int = BATCH_ROWS
