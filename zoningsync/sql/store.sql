@@ -131,6 +131,13 @@ SELECT source_oid FROM zoningsync.staged_rows WHERE run_id = $1 AND source_oid I
 EXCEPT
 SELECT source_oid FROM zoningsync.quarantine WHERE run_id = $1 AND source_oid IS NOT NULL;
 
+-- name: analyze_staging
+-- Staging tables are filled and emptied by every run, faster than autovacuum
+-- samples them: without fresh statistics the planner took a run's rows for one
+-- and joined them in nested loops (1,101 rows: 1.2M comparisons, 230 ms).
+ANALYZE zoningsync.staged_rows (run_id, page_id, source_oid, source_key, chunk),
+        zoningsync.staged_keys;
+
 -- name: drop_refetched_rows
 WITH doubles AS (
     DELETE FROM zoningsync.staged_rows s
