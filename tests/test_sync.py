@@ -16,6 +16,7 @@ from zoningsync.config import FeedConfig
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
 from zoningsync.settings import Settings
+from zoningsync.store.lease import LEASE_NAMESPACE
 
 PARCELS = 1500
 
@@ -198,3 +199,46 @@ async def test_zoning_districts_feed_fills_the_districts_view(
                        fields='zoning_code = "ZONE_CODE"\nzoning_desc = "ZONE_DESC"')
     summary = await run(db_url, tmp_path, feed)
     assert summary["inserted"] == await count(db, "zoning_districts") > 0
+
+
+async def stale_run(db: asyncpg.Connection, feed: str, *, staged_from: str) -> int:
+    """A run of `feed` left unfinished eight days ago, with staged rows copied from features."""
+    await db.execute(
+        "INSERT INTO zoningsync.feeds (id, jurisdiction, feed, kind, source_type, url)"
+        " VALUES ($1, 'old', 'feed', 'parcels', 'arcgis', 'http://127.0.0.1:9/x')"
+        " ON CONFLICT DO NOTHING", feed)
+    run_id: int = await db.fetchval(
+        "INSERT INTO zoningsync.runs (feed, mode, status, phase, started_at)"
+        " VALUES ($1, 'full', 'failed', 'fetch', now() - interval '8 days') RETURNING id", feed)
+    await db.execute(
+        "INSERT INTO zoningsync.staged_rows (run_id, page_id, source_oid, source_key, chunk,"
+        " attrs, wkb, row_hash) SELECT $1, 'p0', id, source_key, h3, attrs, ST_AsBinary(geom),"
+        " row_hash FROM zoningsync.features WHERE feed = $2", run_id, staged_from)
+    return run_id
+
+
+async def test_a_week_old_unfinished_run_is_closed_and_its_staging_dropped(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    gone = await stale_run(db, "old/feed", staged_from=feed.full_id)
+    own = await stale_run(db, feed.full_id, staged_from=feed.full_id)
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["id"] not in (gone, own) and summary["resumed"] == 0
+    for run_id in (gone, own):
+        status, phase, error = await db.fetchrow(
+            "SELECT status, phase, error FROM zoningsync.runs WHERE id = $1", run_id)
+        assert (status, phase) == ("failed", "done")
+        assert "abandoned: unfinished for over 7 days" in error
+    assert await count(db, "staged_rows") == 0
+
+
+async def test_a_stale_run_whose_feed_lease_is_held_is_left_alone(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    busy = await stale_run(db, "old/feed", staged_from=feed.full_id)
+    await db.execute("SELECT pg_advisory_lock($1, hashtext('old/feed'))", LEASE_NAMESPACE)
+    await run(db_url, tmp_path, feed)
+    assert await db.fetchval("SELECT phase FROM zoningsync.runs WHERE id = $1", busy) == "fetch"
+    assert await count(db, "staged_rows", f"run_id = {busy}") > 0

@@ -112,13 +112,18 @@ class FeedRun:
         self.started = time.monotonic()
 
     async def run(self, *, force_full: bool) -> dict[str, Any]:
-        async with feed_lease(self.db_url, self.feed.full_id), self.pool.acquire() as conn:
+        async with (feed_lease(self.db_url, self.feed.full_id) as lease,
+                    self.pool.acquire() as conn):
             await register_feed(conn, self.feed)
             paused, reason = await pause_state(conn, self.feed.full_id)
             if paused:
                 raise FeedPaused(
                     f"feed {self.feed.full_id} is paused ({reason or 'no reason given'}); "
                     f"run `zoningsync resume {self.feed.full_id}` to sync it again")
+            stale = await runs.abandon_stale_runs(conn, lease_pid=lease.get_server_pid())
+            if stale:
+                log.warning("closed runs left unfinished too long; their staging is dropped",
+                            runs=stale, older_than=str(runs.STALE_AFTER))
             run_id, cursor, phase = await self._open_run(conn, force_full=force_full)
             log.info("run started", feed=self.feed.full_id, run=run_id, mode=cursor.mode,
                      phase=phase)

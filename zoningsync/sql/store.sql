@@ -32,6 +32,23 @@ WITH abandoned AS (
 )
 SELECT id FROM abandoned;
 
+-- name: abandon_stale_runs
+-- A run left unfinished longer than $1 (its feed removed from the sources, paused,
+-- or failing ever since) would keep its staging forever, and a partial read that
+-- old is not worth resuming. A run whose feed lease ($2, hashtext(feed)) is held
+-- by a live session other than ours (backend $3) is still going: left alone.
+UPDATE zoningsync.runs r
+SET status = CASE WHEN r.status = 'running' THEN 'failed' ELSE r.status END,
+    finished_at = coalesce(r.finished_at, now()), phase = 'done',
+    error = coalesce(r.error, 'interrupted') || '; abandoned: unfinished for over '
+            || $1::interval::text
+WHERE r.phase <> 'done' AND r.started_at < now() - $1::interval
+  AND NOT EXISTS (SELECT 1 FROM pg_locks l
+                  WHERE l.locktype = 'advisory' AND l.classid = $2
+                    AND l.objid = hashtext(r.feed)::oid AND l.granted
+                    AND l.pid <> $3)
+RETURNING r.id;
+
 -- name: resume_run
 UPDATE zoningsync.runs SET resumed = resumed + 1, status = 'running', error = NULL
 WHERE id = $1;

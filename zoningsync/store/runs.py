@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
+from zoningsync.store.lease import LEASE_NAMESPACE
 from zoningsync.store.staging import clear_run_staging
 
 SQL = queries("store.sql")
+# An unfinished run older than this is closed and its staging dropped by the next
+# sync of any feed: a week-old partial read is not worth resuming.
+STALE_AFTER = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,20 @@ async def start_run(conn: Conn, feed_id: str, mode: str) -> int:
     for row in await conn.fetch(SQL["abandon_older_runs"], feed_id, run_id):
         await clear_run_staging(conn, row["id"])
     return run_id
+
+
+async def abandon_stale_runs(conn: Conn, *, lease_pid: int,
+                             older_than: timedelta = STALE_AFTER) -> list[int]:
+    """Close every feed's unfinished runs older than `older_than`; drop their staging.
+
+    `lease_pid` is the backend holding the caller's own lease: its feed's stale run
+    is abandoned too, rather than resumed.
+    """
+    stale = [int(row["id"]) for row in await conn.fetch(
+        SQL["abandon_stale_runs"], older_than, LEASE_NAMESPACE, lease_pid)]
+    for run_id in stale:
+        await clear_run_staging(conn, run_id)
+    return stale
 
 
 async def resume_run(conn: Conn, run_id: int) -> None:
