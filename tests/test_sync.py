@@ -242,3 +242,27 @@ async def test_a_stale_run_whose_feed_lease_is_held_is_left_alone(
     await run(db_url, tmp_path, feed)
     assert await db.fetchval("SELECT phase FROM zoningsync.runs WHERE id = $1", busy) == "fetch"
     assert await count(db, "staged_rows", f"run_id = {busy}") > 0
+
+
+async def test_a_server_failing_mid_fetch_fails_the_run_cleanly_and_the_rerun_resumes(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0), page_size=100, max_retries=2)
+    portal.behaviours.latency_ms = 30
+    syncing = asyncio.create_task(sync_feeds(settings_for(db_url, tmp_path), [feed],
+                                             full=False, interactive=False))
+    for _ in range(500):
+        if await count(db, "staged_pages") >= 3:
+            break
+        await asyncio.sleep(0.02)
+    portal.behaviours.http_503_rate = 1.0
+    [failed] = await syncing
+    assert failed["status"] == "failed"
+    assert "503" in failed["error"] or "circuit" in failed["error"]
+    run_id, status = await db.fetchrow("SELECT id, status FROM zoningsync.runs")
+    assert status == "failed"
+
+    portal.behaviours.http_503_rate = 0.0
+    portal.behaviours.latency_ms = 0
+    resumed = await run(db_url, tmp_path, feed)
+    assert resumed["id"] == run_id and resumed["resumed"] == 1
+    assert resumed["fetched"] == PARCELS

@@ -44,6 +44,7 @@ from zoningsync.store import merge, runs, staging
 from zoningsync.store.connect import Conn
 from zoningsync.store.feeds import pause_state, register_feed
 from zoningsync.store.lease import feed_lease
+from zoningsync.taskgroup import task_group
 
 SQL = queries("store.sql")
 log = structlog.get_logger(__name__)
@@ -290,10 +291,10 @@ class FeedRun:
                 while (page_id := await staged.get()) is not None:
                     await merge.premerge_page(conn, run_id, self.feed, page_id)
 
-        async with asyncio.TaskGroup() as outer:
+        async with task_group() as outer:
             if premerge:
                 outer.create_task(store(), name="premerge-pages")
-            async with asyncio.TaskGroup() as group:
+            async with task_group() as group:
                 group.create_task(produce(), name="fetch-pages")
                 for index in range(PREPARE_WORKERS):
                     group.create_task(consume(), name=f"stage-pages-{index}")
@@ -351,7 +352,7 @@ class FeedRun:
                     await merge.merge_batch(worker_conn, run_id, self.feed, batch)
                     self.reporter.advance(len(batch), sum(s.row_count for s in batch))
 
-        async with asyncio.TaskGroup() as group:
+        async with task_group() as group:
             for index in range(MERGE_WORKERS):
                 group.create_task(merge_worker(), name=f"merge-{index}")
 
