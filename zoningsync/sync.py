@@ -40,7 +40,7 @@ from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
 from zoningsync.records import Page
 from zoningsync.sql import queries
-from zoningsync.store import merge, runs, staging
+from zoningsync.store import bulk, merge, runs, staging
 from zoningsync.store.connect import Conn
 from zoningsync.store.feeds import pause_state, register_feed
 from zoningsync.store.lease import feed_lease
@@ -111,6 +111,7 @@ class FeedRun:
         self.delta = staging.StatsDelta(self.stats)
         self.producer = ArcgisProducer(feed, fetcher, self.stats)
         self.started = time.monotonic()
+        self.indexing: asyncio.Task[list[str]] | None = None
 
     async def run(self, *, force_full: bool) -> dict[str, Any]:
         async with (feed_lease(self.db_url, self.feed.full_id) as lease,
@@ -125,6 +126,7 @@ class FeedRun:
             if stale:
                 log.warning("closed runs left unfinished too long; their staging is dropped",
                             runs=stale, older_than=str(runs.STALE_AFTER))
+            await bulk.ensure_secondary_indexes(conn)  # a load that died may have left none
             run_id, cursor, phase = await self._open_run(conn, force_full=force_full)
             log.info("run started", feed=self.feed.full_id, run=run_id, mode=cursor.mode,
                      phase=phase)
@@ -132,6 +134,8 @@ class FeedRun:
                 if phase == "fetch":
                     await self._fetch(conn, run_id, cursor)
                 await self._merge(conn, run_id, cursor)
+                if self.indexing is not None:
+                    await self.indexing
                 await self._finish(conn, run_id, cursor)
             except asyncio.CancelledError:
                 await asyncio.shield(self._stop(conn, run_id, "cancelled",
@@ -142,6 +146,10 @@ class FeedRun:
                 await self._stop(conn, run_id, "failed", message)
                 raise RunFailed(f"run {run_id} of {self.feed.full_id} failed: {message}; "
                                 "the next sync resumes it") from exc
+            finally:
+                if self.indexing is not None and not self.indexing.done():
+                    self.indexing.cancel()
+                    await asyncio.gather(self.indexing, return_exceptions=True)
             return await runs.get_run(conn, run_id)
 
     async def _stop(self, conn: Conn, run_id: int, status: str,
@@ -168,6 +176,9 @@ class FeedRun:
             return interrupted.id, RunCursor.from_json(interrupted.cursor), interrupted.phase
         cursor = await self._decide(conn, force_full=force_full)
         run_id = await runs.start_run(conn, self.feed.full_id, cursor.mode)
+        if cursor.premerge and await bulk.defer_secondary_indexes(conn):
+            log.info("first load into an empty table: secondary indexes are built after it",
+                     run=run_id)
         plan = FetchPlan.from_json(cursor.plan)
         await conn.execute(SQL["save_plan"], run_id, cursor.to_json(), plan.expected,
                            cursor.layer_count)
@@ -245,6 +256,9 @@ class FeedRun:
         await self._stage_pages(run_id, self.producer.pages(plan, done),
                                 premerge=cursor.premerge, backlog=backlog)
         await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
+        # Built on a session of its own while the run dedupes, hashes and merges;
+        # merge writes to features simply wait for it.
+        self.indexing = asyncio.create_task(self._build_indexes(), name="build-indexes")
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
             await self._stage_keys(conn, run_id)
         await conn.execute(SQL["analyze_staging"])
@@ -253,6 +267,10 @@ class FeedRun:
                                          self.feed.full_id)
         await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
         await conn.execute(SQL["set_phase"], run_id, "merge")
+
+    async def _build_indexes(self) -> list[str]:
+        async with self.pool.acquire() as conn:
+            return await bulk.ensure_secondary_indexes(conn)
 
     async def _stage_pages(self, run_id: int, pages: AsyncIterator[Page], *,
                            premerge: bool, backlog: Sequence[str] = ()) -> None:

@@ -417,3 +417,16 @@ WHERE ($1::text IS NULL OR q.feed = $1)
                                   WHERE r.feed = q.feed AND r.status <> 'running'))
 ORDER BY q.id
 LIMIT $3;
+
+-- name: missing_secondary_indexes
+SELECT name FROM unnest($1::text[]) AS n(name)
+WHERE to_regclass('zoningsync.' || name) IS NULL;
+
+-- name: create_features_geom_idx
+CREATE INDEX IF NOT EXISTS features_geom_idx ON zoningsync.features USING gist (geom);
+
+-- name: create_features_parcel_id_idx
+CREATE INDEX IF NOT EXISTS features_parcel_id_idx ON zoningsync.features (parcel_id);
+
+-- name: create_features_zoning_code_idx
+CREATE INDEX IF NOT EXISTS features_zoning_code_idx ON zoningsync.features (zoning_code);
