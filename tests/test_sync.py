@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -201,15 +202,17 @@ async def test_zoning_districts_feed_fills_the_districts_view(
     assert summary["inserted"] == await count(db, "zoning_districts") > 0
 
 
-async def stale_run(db: asyncpg.Connection, feed: str, *, staged_from: str) -> int:
-    """A run of `feed` left unfinished eight days ago, with staged rows copied from features."""
+async def stale_run(db: asyncpg.Connection, feed: str, *, staged_from: str,
+                    age: timedelta = timedelta(days=8)) -> int:
+    """A run of `feed` left unfinished `age` ago, with staged rows copied from features."""
     await db.execute(
         "INSERT INTO zoningsync.feeds (id, jurisdiction, feed, kind, source_type, url)"
         " VALUES ($1, 'old', 'feed', 'parcels', 'arcgis', 'http://127.0.0.1:9/x')"
         " ON CONFLICT DO NOTHING", feed)
     run_id: int = await db.fetchval(
         "INSERT INTO zoningsync.runs (feed, mode, status, phase, started_at)"
-        " VALUES ($1, 'full', 'failed', 'fetch', now() - interval '8 days') RETURNING id", feed)
+        " VALUES ($1, 'full', 'failed', 'fetch', now() - $2::interval) RETURNING id", feed,
+        age)
     await db.execute(
         "INSERT INTO zoningsync.staged_rows (run_id, page_id, source_oid, source_key, chunk,"
         " attrs, wkb, row_hash) SELECT $1, 'p0', id, source_key, h3, attrs, ST_AsBinary(geom),"
@@ -266,3 +269,20 @@ async def test_a_server_failing_mid_fetch_fails_the_run_cleanly_and_the_rerun_re
     resumed = await run(db_url, tmp_path, feed)
     assert resumed["id"] == run_id and resumed["resumed"] == 1
     assert resumed["fetched"] == PARCELS
+
+
+async def test_a_run_alone_in_staging_leaves_it_truncated(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    await run(db_url, tmp_path, feed_config(tmp_path, portal.layer_url(0)))
+    assert await db.fetchval("SELECT pg_relation_size('zoningsync.staged_rows')") == 0
+
+
+async def test_a_run_keeps_another_runs_staging_for_its_resume(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    waiting = await stale_run(db, "old/feed", staged_from=feed.full_id, age=timedelta(hours=1))
+    kept = await count(db, "staged_rows")
+    await run(db_url, tmp_path, feed, full=True)
+    assert await count(db, "staged_rows") == kept
+    assert await count(db, "staged_rows", f"run_id <> {waiting}") == 0

@@ -393,6 +393,20 @@ UPDATE zoningsync.feeds SET last_success_run = $2, last_success_at = now() WHERE
 -- name: clear_staged_rows
 DELETE FROM zoningsync.staged_rows WHERE run_id = $1;
 
+-- name: other_runs_staged
+SELECT EXISTS (SELECT 1 FROM zoningsync.staged_rows WHERE run_id <> $1)
+    OR EXISTS (SELECT 1 FROM zoningsync.staged_pages WHERE run_id <> $1)
+    OR EXISTS (SELECT 1 FROM zoningsync.staged_keys WHERE run_id <> $1)
+    OR EXISTS (SELECT 1 FROM zoningsync.retiring WHERE run_id <> $1);
+
+-- name: lock_staging
+LOCK TABLE zoningsync.staged_rows, zoningsync.staged_pages, zoningsync.staged_keys,
+    zoningsync.retiring IN ACCESS EXCLUSIVE MODE NOWAIT;
+
+-- name: truncate_staging
+TRUNCATE zoningsync.staged_rows, zoningsync.staged_pages, zoningsync.staged_keys,
+    zoningsync.retiring;
+
 -- name: clear_staged_pages
 DELETE FROM zoningsync.staged_pages WHERE run_id = $1;
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 
 from zoningsync.http import FetchStats
@@ -100,6 +101,27 @@ async def stage_keys(conn: Conn, run_id: int, keys: Sequence[str]) -> None:
 
 
 async def clear_run_staging(conn: Conn, run_id: int) -> None:
+    """Drop a run's staging: TRUNCATE when no other run has staged anything.
+
+    A DELETE of a 100k first load left 70 MB of dead rows, which the next run's
+    staging queries scanned until autovacuum came by (a 1% re-sync went from
+    2.8 to 3.8 s). TRUNCATE needs the tables to itself: a run staging next to
+    ours, or another run's staging kept for its resume, means a DELETE of ours.
+    """
+    if await _truncate_when_alone(conn, run_id):
+        return
     for name in ("clear_staged_rows", "clear_staged_pages", "clear_staged_keys",
                  "clear_retiring"):
         await conn.execute(SQL[name], run_id)
+
+
+async def _truncate_when_alone(conn: Conn, run_id: int) -> bool:
+    try:
+        async with conn.transaction():  # a savepoint when the caller holds a transaction
+            await conn.execute(SQL["lock_staging"])
+            if await conn.fetchval(SQL["other_runs_staged"], run_id):
+                return False
+            await conn.execute(SQL["truncate_staging"])
+    except (asyncpg.LockNotAvailableError, asyncpg.InsufficientPrivilegeError):
+        return False
+    return True
