@@ -258,7 +258,8 @@ class FeedRun:
         await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         # Built on a session of its own while the run dedupes, hashes and merges;
         # merge writes to features simply wait for it.
-        self.indexing = asyncio.create_task(self._build_indexes(), name="build-indexes")
+        self.indexing = asyncio.create_task(self._build_indexes(analyze=cursor.premerge),
+                                            name="build-indexes")
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
             await self._stage_keys(conn, run_id)
         await conn.execute(SQL["analyze_staging"])
@@ -268,9 +269,12 @@ class FeedRun:
         await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
         await conn.execute(SQL["set_phase"], run_id, "merge")
 
-    async def _build_indexes(self) -> list[str]:
+    async def _build_indexes(self, *, analyze: bool) -> list[str]:
         async with self.pool.acquire() as conn:
-            return await bulk.ensure_secondary_indexes(conn)
+            built = await bulk.ensure_secondary_indexes(conn)
+            if analyze:
+                await conn.execute(SQL["analyze_features"])
+            return built
 
     async def _stage_pages(self, run_id: int, pages: AsyncIterator[Page], *,
                            premerge: bool, backlog: Sequence[str] = ()) -> None:

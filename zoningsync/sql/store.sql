@@ -155,6 +155,12 @@ SELECT source_oid FROM zoningsync.quarantine WHERE run_id = $1 AND source_oid IS
 ANALYZE zoningsync.staged_rows (run_id, page_id, source_oid, source_key, chunk),
         zoningsync.staged_keys;
 
+-- name: analyze_features
+-- After a first load: a load finishes before autovacuum samples the table, and
+-- without column statistics the next run's chunk hashes and merges were planned
+-- blind (a 1% re-sync took 4.8 s instead of 1.7 s).
+ANALYZE zoningsync.features;
+
 -- name: drop_refetched_rows
 WITH doubles AS (
     DELETE FROM zoningsync.staged_rows s
