@@ -115,13 +115,17 @@ async def clear_run_staging(conn: Conn, run_id: int) -> None:
         await conn.execute(SQL[name], run_id)
 
 
+class _NotAlone(Exception):
+    """Another run has staged rows: roll the savepoint back, releasing the lock."""
+
+
 async def _truncate_when_alone(conn: Conn, run_id: int) -> bool:
     try:
         async with conn.transaction():  # a savepoint when the caller holds a transaction
             await conn.execute(SQL["lock_staging"])
             if await conn.fetchval(SQL["other_runs_staged"], run_id):
-                return False
+                raise _NotAlone
             await conn.execute(SQL["truncate_staging"])
-    except (asyncpg.LockNotAvailableError, asyncpg.InsufficientPrivilegeError):
+    except (_NotAlone, asyncpg.LockNotAvailableError, asyncpg.InsufficientPrivilegeError):
         return False
     return True
