@@ -21,7 +21,6 @@ from zoningsync.records import SourceRecord
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DATE = "esriFieldTypeDate"
 TIMESTAMP_OFFSET = "esriFieldTypeTimestampOffset"
-STRING = "esriFieldTypeString"
 GEOMETRY = "esriFieldTypeGeometry"
 # Epoch milliseconds whose year numpy and strftime both write with four digits.
 FOUR_DIGIT_YEARS_MS = (-30_610_224_000_000, 253_402_300_799_999)
