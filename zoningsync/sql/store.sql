@@ -438,6 +438,9 @@ WHERE ($1::text IS NULL OR q.feed = $1)
 ORDER BY q.id
 LIMIT $3;
 
+-- name: features_stored
+SELECT EXISTS (SELECT 1 FROM zoningsync.features);
+
 -- name: missing_secondary_indexes
 SELECT name FROM unnest($1::text[]) AS n(name)
 WHERE to_regclass('zoningsync.' || name) IS NULL;

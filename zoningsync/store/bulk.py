@@ -31,11 +31,15 @@ async def defer_secondary_indexes(conn: Conn) -> bool:
     A table in use (a reader holding a lock for over 2 s) or a role that does not
     own the table keeps its indexes: the load is then only slower.
     """
+    # Asked without a lock first: a waiting ACCESS EXCLUSIVE request would queue
+    # every reader of a populated table behind it.
+    if await conn.fetchval(SQL["features_stored"]):
+        return False
     try:
         async with conn.transaction():
             await conn.execute("SET LOCAL lock_timeout = '2s'")
             await conn.execute("LOCK TABLE zoningsync.features IN ACCESS EXCLUSIVE MODE")
-            if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM zoningsync.features)"):
+            if await conn.fetchval(SQL["features_stored"]):
                 return False
             for name in SECONDARY_INDEXES:
                 await conn.execute(f"DROP INDEX IF EXISTS zoningsync.{name}")
