@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import pytest
 
+from zoningsync.http import Fetcher
 from zoningsync.pgcluster import EmbeddedCluster
 from zoningsync.store.connect import connect
 
@@ -165,3 +167,17 @@ async def db(db_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
         yield conn
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def fetcher() -> AsyncIterator[Fetcher]:
+    """The one HTTP fetcher a test's producers share, closed afterwards."""
+    async with Fetcher() as f:
+        yield f
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session, for tests that talk to a server directly."""
+    async with aiohttp.ClientSession() as session:
+        yield session

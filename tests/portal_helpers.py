@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from zoningsync.config import FeedConfig, load_source_file
+from zoningsync.producers.arcgis.plan import FetchPlan
+from zoningsync.producers.arcgis.producer import ArcgisProducer
+from zoningsync.records import Page
 
 FIXTURES = Path(__file__).parent / "fixtures" / "arcgis"
 
@@ -43,3 +46,8 @@ def feed_config(tmp_path: Path, url: str, *, feed_id: str = "parcels", kind: str
         feed_id=feed_id, kind=kind, url=url, key=key, page_size=page_size,
         max_retries=max_retries, h3_resolution=h3_resolution, extra=extra, fields=fields))
     return load_source_file(path).feeds[0]
+
+
+async def read_all(producer: ArcgisProducer, plan: FetchPlan,
+                   done: tuple[str, ...] = ()) -> list[Page]:
+    return [page async for page in producer.pages(plan, done)]

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.portal_helpers import feed_config
+from tests.portal_helpers import feed_config, read_all
 from zoningsync.errors import SourceConfigError, TokenRejected, UpstreamRefused
 from zoningsync.http import Fetcher, FetchStats, RetryPolicy
 from zoningsync.producers.arcgis.plan import FetchPlan
@@ -155,22 +155,11 @@ async def layer() -> AsyncIterator[tuple[FakeLayer, str]]:
         await server.close()
 
 
-@pytest.fixture
-async def fetcher() -> AsyncIterator[Fetcher]:
-    async with Fetcher() as f:
-        yield f
-
-
 def producer_for(tmp_path: Path, url: str, fetcher: Fetcher, *, page_size: int = 100,
                  key: str = '"PIN"', extra: str = "", stats: FetchStats | None = None
                  ) -> ArcgisProducer:
     feed = feed_config(tmp_path, url, page_size=page_size, key=key, fields=FIELDS, extra=extra)
     return ArcgisProducer(feed, fetcher, stats or FetchStats(), retry=FAST_RETRY)
-
-
-async def read_all(producer: ArcgisProducer, plan: FetchPlan,
-                   done: tuple[str, ...] = ()) -> list[Page]:
-    return [page async for page in producer.pages(plan, done)]
 
 
 def keys_of(pages: list[Page]) -> list[str | None]:

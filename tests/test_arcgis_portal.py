@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.portal_helpers import feed_config
+from tests.portal_helpers import feed_config, read_all
 from zoningsync.http import Fetcher, FetchStats, RetryPolicy
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
@@ -19,16 +19,6 @@ from zoningsync.records import Page
 
 FAST_RETRY = RetryPolicy(max_retries=8, timeout_s=10.0, backoff_initial_s=0.01,
                          backoff_max_s=0.05)
-
-
-@pytest.fixture
-async def fetcher() -> AsyncIterator[Fetcher]:
-    async with Fetcher() as f:
-        yield f
-
-
-async def collect(producer: ArcgisProducer, plan: FetchPlan) -> list[Page]:
-    return [page async for page in producer.pages(plan)]
 
 
 @pytest.fixture
@@ -47,7 +37,7 @@ async def test_offset_paging_reads_every_row_exactly_once(tmp_path: Path, fetche
                               fetcher, FetchStats(), retry=FAST_RETRY)
     plan = await producer.plan("1=1")
     assert plan.strategy == "offset" and len(plan.pages) == 12
-    keys = all_keys(await collect(producer, plan))
+    keys = all_keys(await read_all(producer, plan))
     assert len(keys) == 1200 == len(set(keys))
 
 
@@ -58,7 +48,7 @@ async def test_without_pagination_object_id_batches_are_used(tmp_path: Path, fet
                               fetcher, FetchStats(), retry=FAST_RETRY)
     plan = await producer.plan("1=1")
     assert plan.strategy == "oids"
-    keys = all_keys(await collect(producer, plan))
+    keys = all_keys(await read_all(producer, plan))
     assert len(keys) == 1200 == len(set(keys))
     assert portal.app.stats.requests["query"] >= 3
 
@@ -69,7 +59,7 @@ async def test_a_silent_cap_shrinks_pages_and_skips_no_row(tmp_path: Path, fetch
     producer = ArcgisProducer(feed_config(tmp_path, portal.layer_url(0), page_size=250),
                               fetcher, FetchStats(), retry=FAST_RETRY)
     plan = await producer.plan("1=1")
-    keys = all_keys(await collect(producer, plan))
+    keys = all_keys(await read_all(producer, plan))
     assert len(keys) == 1200 == len(set(keys))
 
 
@@ -78,7 +68,7 @@ async def test_a_silent_cap_on_object_id_batches_asks_for_the_rest(
     portal.behaviours.update({"silent_cap": 90, "pagination": False})
     producer = ArcgisProducer(feed_config(tmp_path, portal.layer_url(0), page_size=400),
                               fetcher, FetchStats(), retry=FAST_RETRY)
-    keys = all_keys(await collect(producer, await producer.plan("1=1")))
+    keys = all_keys(await read_all(producer, await producer.plan("1=1")))
     assert len(keys) == 1200 == len(set(keys))
     assert producer.missing_oids == 0
 
@@ -91,7 +81,7 @@ async def test_faults_are_ridden_through_to_the_exact_result(tmp_path: Path, fet
     feed = feed_config(tmp_path, portal.layer_url(0), page_size=100)
     stats = FetchStats()
     producer = ArcgisProducer(feed, fetcher, stats, retry=FAST_RETRY)
-    keys = all_keys(await collect(producer, await producer.plan("1=1")))
+    keys = all_keys(await read_all(producer, await producer.plan("1=1")))
     assert len(keys) == 1200 == len(set(keys))
     assert stats.retries > 0
 

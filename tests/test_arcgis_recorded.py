@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +10,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.portal_helpers import FIXTURES, feed_config
+from tests.portal_helpers import FIXTURES, feed_config, read_all
 from zoningsync.errors import SourceConfigError
 from zoningsync.http import Fetcher, FetchStats
-from zoningsync.producers.arcgis.plan import FetchPlan
 from zoningsync.producers.arcgis.producer import ArcgisProducer
-from zoningsync.records import Page
 
 
 def load(name: str) -> Any:
@@ -50,16 +47,6 @@ async def recorded_server(metadata: str, query: dict[str, Any]) -> TestServer:
     return server
 
 
-@pytest.fixture
-async def fetcher() -> AsyncIterator[Fetcher]:
-    async with Fetcher() as f:
-        yield f
-
-
-async def collect(producer: ArcgisProducer, plan: FetchPlan) -> list[Page]:
-    return [page async for page in producer.pages(plan)]
-
-
 async def test_kent_layer_without_object_id_field_is_read_by_field_type(
         tmp_path: Path, fetcher: Fetcher) -> None:
     server = await recorded_server("us-mi-kent/us-mi-kent-metadata.json", {
@@ -77,7 +64,7 @@ async def test_kent_layer_without_object_id_field_is_read_by_field_type(
         assert await producer.object_ids("1=1") == [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13,
                                                     14, 15, 17]
         plan = await producer.plan("1=1", "oids")
-        pages = await collect(producer, plan)
+        pages = await read_all(producer, plan)
         records = [r for page in pages for r in page.records]
         assert len(records) == 15
         assert pages[0].crs is not None and pages[0].crs.wkid is None
@@ -139,7 +126,7 @@ async def test_madison_nulls_are_kept_and_the_record_still_produced(tmp_path: Pa
         assert layer.fields["EDITDATE"] == "esriFieldTypeDate"
         assert layer.edit_date_field is None  # no editFieldsInfo: not an edit-tracking layer
         plan = await producer.plan("1=1", "oids")
-        records = [r for page in await collect(producer, plan) for r in page.records]
+        records = [r for page in await read_all(producer, plan) for r in page.records]
         assert len(records) == 1
         record = records[0]
         assert record.fields == {"parcel_id": None}

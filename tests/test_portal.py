@@ -25,12 +25,6 @@ async def portal() -> AsyncIterator[RunningPortal]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def get(http: aiohttp.ClientSession, url: str, **params: Any) -> Any:
     async with http.get(url, params={k: str(v) for k, v in params.items()}) as answer:
         assert answer.status == 200

@@ -24,12 +24,6 @@ async def portal() -> AsyncIterator[RunningPortal]:
         yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def fetch(http: aiohttp.ClientSession, url: str, **params: Any
                 ) -> tuple[int, dict[str, str], bytes]:
     async with http.get(url, params={k: str(v) for k, v in params.items()}) as answer:
