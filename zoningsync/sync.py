@@ -111,7 +111,7 @@ class FeedRun:
         self.delta = staging.StatsDelta(self.stats)
         self.producer = ArcgisProducer(feed, fetcher, self.stats)
         self.started = time.monotonic()
-        self.indexing: asyncio.Task[list[str]] | None = None
+        self.indexing: asyncio.Task[None] | None = None
 
     async def run(self, *, force_full: bool) -> dict[str, Any]:
         async with (feed_lease(self.db_url, self.feed.full_id) as lease,
@@ -256,10 +256,11 @@ class FeedRun:
         await self._stage_pages(run_id, self.producer.pages(plan, done),
                                 premerge=cursor.premerge, backlog=backlog)
         await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
-        # Built on a session of its own while the run dedupes, hashes and merges;
-        # merge writes to features simply wait for it.
-        self.indexing = asyncio.create_task(self._build_indexes(analyze=cursor.premerge),
-                                            name="build-indexes")
+        if cursor.premerge:
+            # Built on a session of its own while the run dedupes, hashes and merges;
+            # merge writes to features simply wait for it.
+            self.indexing = asyncio.create_task(self._index_first_load(),
+                                                name="index-first-load")
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
             await self._stage_keys(conn, run_id)
         await conn.execute(SQL["analyze_staging"])
@@ -269,12 +270,11 @@ class FeedRun:
         await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
         await conn.execute(SQL["set_phase"], run_id, "merge")
 
-    async def _build_indexes(self, *, analyze: bool) -> list[str]:
+    async def _index_first_load(self) -> None:
+        """Build the indexes a first load deferred, then give the planner statistics."""
         async with self.pool.acquire() as conn:
-            built = await bulk.ensure_secondary_indexes(conn)
-            if analyze:
-                await conn.execute(SQL["analyze_features"])
-            return built
+            await bulk.ensure_secondary_indexes(conn)
+            await conn.execute(SQL["analyze_features"])
 
     async def _stage_pages(self, run_id: int, pages: AsyncIterator[Page], *,
                            premerge: bool, backlog: Sequence[str] = ()) -> None:
