@@ -85,6 +85,29 @@ async def test_a_first_load_stores_pages_while_later_ones_are_fetched(
     assert await count(db, "feature_history", "op <> 'insert'") == 0
 
 
+async def test_a_first_load_checkpoints_exactly_the_chunks_it_stored(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await db.execute(
+        "INSERT INTO zoningsync.feeds (id, jurisdiction, feed, kind, source_type, url)"
+        " VALUES ($1, $2, $3, 'parcels', 'arcgis', $4)",
+        feed.full_id, feed.jurisdiction, feed.id, feed.url)
+    await db.execute(
+        "INSERT INTO zoningsync.runs (feed, mode, status, phase) VALUES ($1, 'full', 'failed',"
+        " 'done')", feed.full_id)
+    await db.execute(
+        "INSERT INTO zoningsync.chunk_checkpoints (feed, chunk, hash, row_count, run_id)"
+        " SELECT $1, 'emptied-long-ago', '\\x00', 3, max(id) FROM zoningsync.runs", feed.full_id)
+    summary = await run(db_url, tmp_path, feed)
+    stored = await db.fetch(
+        "SELECT h3 AS chunk, sha256(string_agg(row_hash, ''::bytea ORDER BY row_hash)) AS hash,"
+        " count(*)::integer AS row_count FROM zoningsync.features GROUP BY h3 ORDER BY h3")
+    checkpoints = await db.fetch(
+        "SELECT chunk, hash, row_count FROM zoningsync.chunk_checkpoints ORDER BY chunk")
+    assert [tuple(r) for r in checkpoints] == [tuple(r) for r in stored]
+    assert summary["chunks_written"] == summary["chunks_total"] == len(stored)
+
+
 async def test_a_second_run_of_unchanged_data_writes_nothing(
         db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
     feed = feed_config(tmp_path, portal.layer_url(0))
@@ -179,6 +202,23 @@ async def test_duplicate_keys_are_all_quarantined_and_counted(
     assert summary["duplicates"] > 0
     assert await count(db, "quarantine", "reason = 'duplicate_key'") == summary["duplicates"]
     assert summary["fetched"] == await count(db, "features") + summary["quarantined"]
+
+
+async def test_a_first_load_quarantines_both_copies_of_a_key_found_on_two_pages(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    pins = portal.county.parcels.data["PIN"]
+    pins[1200] = pins[10]  # page 0 is stored at once; page 2 then meets its key
+    shared = f"{pins[10]:010d}"
+    summary = await run(db_url, tmp_path, feed_config(tmp_path, portal.layer_url(0)))
+    copies = await db.fetch(
+        "SELECT raw FROM zoningsync.quarantine WHERE reason = 'duplicate_key'"
+        " AND source_key = $1", shared)
+    assert summary["duplicates"] == len(copies) == 2
+    assert all(c["raw"]["geometry"]["type"] == "MultiPolygon" for c in copies)
+    assert all(c["raw"]["parcel_id"] == shared for c in copies)
+    assert await count(db, "features", f"source_key = '{shared}'") == 0
+    assert summary["fetched"] == await count(db, "features") + summary["quarantined"]
+    assert summary["inserted"] - summary["retired"] == await count(db, "features")
 
 
 @pytest.mark.parametrize("crs", [2264, 102100])

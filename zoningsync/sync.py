@@ -280,8 +280,9 @@ class FeedRun:
                            premerge: bool, backlog: Sequence[str] = ()) -> None:
         """Fetch → prepare (thread pool) → COPY, with a bounded queue in between.
 
-        With `premerge` (a first load), a further session stores each staged page
-        while the next ones are fetched: see `merge.premerge_page`.
+        With `premerge` (a first load), each page is stored as it is staged; a page
+        that could not be (a key stored twice) goes to a further session that
+        stores it row by row while the next ones are fetched: `merge.premerge_page`.
         """
         queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=QUEUE_PAGES)
         staged: asyncio.Queue[str | None] = asyncio.Queue()
@@ -298,13 +299,15 @@ class FeedRun:
 
         async def consume() -> None:
             async with self.pool.acquire() as conn:
+                if premerge:
+                    await staging.enable_features_copy(conn)
                 while (page := await queue.get()) is not None:
                     prepared = await loop.run_in_executor(self.executor, prepare, page)
-                    await staging.stage_page(
-                        conn, feed_id=self.feed.full_id, run_id=run_id, page=prepared,
-                        records=len(page.records), stats=self.delta,
+                    stored = await staging.stage_page(
+                        conn, feed=self.feed, run_id=run_id, page=prepared,
+                        records=len(page.records), stats=self.delta, store=premerge,
                     )
-                    if premerge:
+                    if premerge and not stored:
                         staged.put_nowait(page.page_id)
                     self.reporter.advance(1, len(page.records))
 
@@ -355,6 +358,10 @@ class FeedRun:
 
     async def _merge(self, conn: Conn, run_id: int, cursor: RunCursor
                      ) -> None:
+        if cursor.premerge and await merge.checkpoint_stored_first_load(
+                conn, run_id, self.feed.full_id):
+            self.reporter.phase("merge", 0)
+            return
         how = merge.Retirement(cursor.retirement)
         await merge.plan_retirements(conn, run_id, self.feed.full_id, how)
         states = await merge.chunk_states(conn, run_id, self.feed.full_id,

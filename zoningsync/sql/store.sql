@@ -91,7 +91,8 @@ UPDATE zoningsync.runs SET phase = $2 WHERE id = $1;
 SELECT page_id FROM zoningsync.staged_pages WHERE run_id = $1;
 
 -- name: record_page
-INSERT INTO zoningsync.staged_pages (run_id, page_id, records) VALUES ($1, $2, $3);
+INSERT INTO zoningsync.staged_pages (run_id, page_id, records, premerged)
+VALUES ($1, $2, $3, $4);
 
 -- name: pages_to_premerge
 SELECT page_id FROM zoningsync.staged_pages WHERE run_id = $1 AND NOT premerged;
@@ -100,11 +101,11 @@ SELECT page_id FROM zoningsync.staged_pages WHERE run_id = $1 AND NOT premerged;
 SELECT EXISTS (SELECT 1 FROM zoningsync.features WHERE feed = $1);
 
 -- name: premerge_page
--- A first load's merge would insert every row after the last page is fetched, in
--- PostgreSQL, while the client sits idle. Instead each staged page's rows are
--- inserted as soon as the page is staged, with their history, so the database
--- works while the client fetches; the chunk merge then finds them stored and
--- only writes checkpoints. A key seen twice in the run so far is left to the
+-- A first load stores each page in features by COPY as it stages it (stage_page
+-- in store/staging.py), so the database works while the client fetches and the
+-- chunk merge then finds the rows stored and only writes checkpoints. A page
+-- whose COPY met a key the run had stored already stages full rows and is stored
+-- here instead, row by row: a key seen twice in the run so far is left to the
 -- merge, which quarantines every copy; a duplicate that arrives later is retired
 -- by the merge, with history, like any feature that vanished.
 WITH inserted AS (
@@ -130,10 +131,25 @@ WITH inserted AS (
 UPDATE zoningsync.runs SET inserted = inserted + (SELECT count(*) FROM history)
 WHERE id = $1;
 
+-- name: stage_stored_rows
+-- A first-load page that stage_page stored in features by COPY: its thin staged
+-- rows ($4 keys, $5 object ids) and its history, read back from features.
+WITH thin AS (
+    INSERT INTO zoningsync.staged_rows
+        (run_id, page_id, source_oid, source_key, chunk, source_edited_at, row_hash)
+    SELECT $1, $3, u.oid, f.source_key, f.h3, f.source_edited_at, f.row_hash
+    FROM unnest($4::text[], $5::bigint[]) AS u(key, oid)
+    JOIN zoningsync.features f ON f.feed = $2 AND f.source_key = u.key
+    RETURNING source_key, row_hash
+)
+INSERT INTO zoningsync.feature_history (run_id, op, feed, source_key, new_row_hash)
+SELECT $1, 'insert', $2, source_key, row_hash FROM thin;
+
 -- name: add_page_stats
 UPDATE zoningsync.runs
 SET fetched = fetched + $2, quarantined = quarantined + $3, repaired = repaired + $4,
-    requests = requests + $5, retries = retries + $6, bytes = bytes + $7
+    requests = requests + $5, retries = retries + $6, bytes = bytes + $7,
+    inserted = inserted + $8
 WHERE id = $1;
 
 -- name: add_fetch_stats
@@ -158,8 +174,11 @@ ANALYZE zoningsync.staged_rows (run_id, page_id, source_oid, source_key, chunk),
 -- name: analyze_features
 -- After a first load: a load finishes before autovacuum samples the table, and
 -- without column statistics the next run's chunk hashes and merges were planned
--- blind (a 1% re-sync took 4.8 s instead of 1.7 s).
-ANALYZE zoningsync.features;
+-- blind (a 1% re-sync took 4.8 s instead of 1.7 s). Only the columns the runs'
+-- queries filter and join on: the footprints and attributes took 0.6 of the 0.7 s
+-- of CPU a whole-table ANALYZE costs, and an ANALYZE of some columns leaves the
+-- table's change count alone, so autovacuum still analyzes all of it soon after.
+ANALYZE zoningsync.features (feed, source_key, h3, row_hash);
 
 -- name: drop_refetched_rows
 WITH doubles AS (
@@ -172,6 +191,8 @@ WITH doubles AS (
 SELECT count(*) FROM doubles;
 
 -- name: quarantine_duplicate_keys
+-- A thin staged row (its page stored in features by COPY) leaves its content to
+-- the features row its page stored: the quarantine shows that.
 WITH dup AS (
     DELETE FROM zoningsync.staged_rows s
     WHERE s.run_id = $1 AND s.source_key IN (
@@ -183,11 +204,18 @@ WITH dup AS (
     SELECT $2, $1, d.source_key, d.source_oid, 'duplicate_key',
            'key ' || d.source_key || ' is shared by '
                || count(*) OVER (PARTITION BY d.source_key) || ' upstream records',
-           jsonb_build_object(
+           CASE WHEN d.wkb IS NOT NULL THEN jsonb_build_object(
                'parcel_id', d.parcel_id, 'zoning_code', d.zoning_code,
                'zoning_desc', d.zoning_desc, 'attributes', d.attrs,
                'geometry', ST_AsGeoJSON(ST_GeomFromWKB(d.wkb, 4326))::jsonb)
+           ELSE jsonb_build_object(
+               'parcel_id', f.parcel_id, 'zoning_code', f.zoning_code,
+               'zoning_desc', f.zoning_desc, 'attributes', f.attrs,
+               'geometry', ST_AsGeoJSON(f.geom)::jsonb) END
     FROM dup d
+    LEFT JOIN zoningsync.features f
+        ON d.wkb IS NULL AND f.feed = $2 AND f.source_key = d.source_key
+           AND f.row_hash = d.row_hash
     RETURNING 1
 )
 SELECT count(*) FROM moved;
@@ -248,6 +276,32 @@ JOIN zoningsync.staged_rows s ON s.run_id = $1 AND s.source_key = f.source_key
 WHERE f.feed = $2 AND f.h3 <> s.chunk
 UNION
 SELECT chunk FROM zoningsync.chunk_checkpoints WHERE feed = $2 AND $3::boolean;
+
+-- name: first_load_stored_as_staged
+-- Thin staged rows were written with the features rows they stand for, in one
+-- transaction, into a feed that stored nothing before the run: when every staged
+-- row is thin and the counts agree, the feed's features are the staged rows.
+SELECT NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows
+                   WHERE run_id = $1 AND wkb IS NOT NULL)
+   AND (SELECT count(*) FROM zoningsync.staged_rows WHERE run_id = $1)
+     = (SELECT count(*) FROM zoningsync.features WHERE feed = $2);
+
+-- name: checkpoint_staged_chunks
+-- Every chunk of the feed from its staged rows, as chunk_states hashes them
+-- (after drop_feed_checkpoints, in its transaction).
+WITH saved AS (
+    INSERT INTO zoningsync.chunk_checkpoints (feed, chunk, hash, row_count, run_id)
+    SELECT $2, s.chunk, sha256(string_agg(s.row_hash, ''::bytea ORDER BY s.row_hash)),
+           count(*)::integer, $1
+    FROM zoningsync.staged_rows s
+    WHERE s.run_id = $1
+    GROUP BY s.chunk
+    RETURNING 1
+)
+SELECT count(*) FROM saved;
+
+-- name: drop_feed_checkpoints
+DELETE FROM zoningsync.chunk_checkpoints WHERE feed = $1;
 
 -- name: chunk_states
 WITH content AS (

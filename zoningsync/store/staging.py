@@ -3,27 +3,35 @@
 A page's rows, its quarantined records, its entry in the page ledger and the
 run's counters commit in one transaction, so a killed run never stages a page
 twice nor forgets one it staged; the resumed run fetches only the pages missing
-from the ledger.
+from the ledger. A first load also stores the page in features in that
+transaction (`stage_page` with `store`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import orjson
 
+from zoningsync.config import FeedConfig
 from zoningsync.http import FetchStats
 from zoningsync.records import PreparedPage, Rejected
 from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
 
 SQL = queries("store.sql")
+WGS84_SRID = 4326
+EWKB_SRID_FLAG = 0x20000000
 
 STAGED_COLUMNS = (
     "run_id", "page_id", "source_oid", "source_key", "chunk", "parcel_id", "zoning_code",
     "zoning_desc", "attrs", "wkb", "source_edited_at", "row_hash",
+)
+FEATURE_COLUMNS = (
+    "feed", "source_key", "jurisdiction", "kind", "parcel_id", "zoning_code", "zoning_desc",
+    "attrs", "geom", "h3", "row_hash", "source_edited_at", "first_run", "last_run",
 )
 QUARANTINE_COLUMNS = ("feed", "run_id", "source_key", "source_oid", "reason", "detail", "raw")
 
@@ -59,37 +67,98 @@ async def staged_page_ids(conn: Conn, run_id: int) -> set[str]:
     return {row["page_id"] for row in await conn.fetch(SQL["staged_page_ids"], run_id)}
 
 
+async def enable_features_copy(conn: Conn) -> None:
+    """Let this session COPY into features: geometry travels as EWKB.
+
+    Values read back decode to the hex EWKB that PostGIS prints in text, so a
+    session with the codec answers queries exactly as one without it.
+    """
+    await conn.set_type_codec(
+        "geometry", schema="public", encoder=bytes, decoder=_hex_ewkb, format="binary")
+
+
+def _hex_ewkb(data: bytes) -> str:
+    return data.hex().upper()
+
+
+def ewkb_4326(wkb: bytes) -> bytes:
+    """The EWKB of a WKB in EPSG:4326: the type word gains the SRID flag, then the SRID."""
+    order: Literal["little", "big"] = "little" if wkb[0] == 1 else "big"
+    kind = int.from_bytes(wkb[1:5], order)
+    return (wkb[:1] + (kind | EWKB_SRID_FLAG).to_bytes(4, order)
+            + WGS84_SRID.to_bytes(4, order) + wkb[5:])
+
+
 async def stage_page(
     conn: Conn,
     *,
-    feed_id: str,
+    feed: FeedConfig,
     run_id: int,
     page: PreparedPage,
     records: int,
     stats: StatsDelta,
-) -> None:
-    rows = [
-        (run_id, page.page_id, r.oid, r.source_key, r.chunk, r.fields.get("parcel_id"),
-         r.fields.get("zoning_code"), r.fields.get("zoning_desc"), r.attrs, r.wkb,
-         r.edited_at, r.row_hash)
-        for r in page.rows
-    ]
+    store: bool,
+) -> bool:
+    """Stage a page in one transaction; with `store` (a first load), store it too.
+
+    A stored page goes into features by COPY; its thin staged rows and history
+    are then written from those features rows in PostgreSQL, where a load has
+    CPU to spare (the client's Python, one core, is the bottleneck of a first
+    load). A key the run stored already makes that COPY fail: the page then stages
+    full rows, for `merge.premerge_page` to store row by row. Returns whether the
+    page is stored. `enable_features_copy` must have run on `conn` for `store`.
+    """
     async with conn.transaction():
-        if rows:
+        stored = store and (not page.rows or await _store_page(conn, feed, run_id, page))
+        if stored and page.rows:
+            await conn.execute(
+                SQL["stage_stored_rows"], run_id, feed.full_id, page.page_id,
+                [r.source_key for r in page.rows], [r.oid for r in page.rows])
+        elif page.rows:
             await conn.copy_records_to_table(
-                "staged_rows", schema_name="zoningsync", columns=STAGED_COLUMNS, records=rows
+                "staged_rows", schema_name="zoningsync", columns=STAGED_COLUMNS,
+                records=[
+                    (run_id, page.page_id, r.oid, r.source_key, r.chunk,
+                     r.fields.get("parcel_id"), r.fields.get("zoning_code"),
+                     r.fields.get("zoning_desc"), r.attrs, r.wkb, r.edited_at, r.row_hash)
+                    for r in page.rows
+                ],
             )
         if page.rejected:
             await conn.copy_records_to_table(
                 "quarantine", schema_name="zoningsync", columns=QUARANTINE_COLUMNS,
-                records=quarantine_records(feed_id, run_id, page.rejected),
+                records=quarantine_records(feed.full_id, run_id, page.rejected),
             )
-        await conn.execute(SQL["record_page"], run_id, page.page_id, records)
+        await conn.execute(SQL["record_page"], run_id, page.page_id, records, stored)
         requests, retries, received = stats.take()
         await conn.execute(
             SQL["add_page_stats"], run_id, records, len(page.rejected), page.repaired,
-            requests, retries, received,
+            requests, retries, received, len(page.rows) if stored else 0,
         )
+    return stored
+
+
+async def _store_page(conn: Conn, feed: FeedConfig, run_id: int, page: PreparedPage) -> bool:
+    """COPY the page into features, or nothing.
+
+    Two sessions storing pages that share keys may deadlock on each other's index
+    entries; PostgreSQL then fails one of them, whose page takes the slow path.
+    """
+    try:
+        async with conn.transaction():  # a savepoint: a failed COPY leaves no trace
+            await conn.copy_records_to_table(
+                "features", schema_name="zoningsync", columns=FEATURE_COLUMNS,
+                records=[
+                    (feed.full_id, r.source_key, feed.jurisdiction, feed.kind.value,
+                     r.fields.get("parcel_id"), r.fields.get("zoning_code"),
+                     r.fields.get("zoning_desc"), r.attrs, ewkb_4326(r.wkb), r.chunk,
+                     r.row_hash, r.edited_at, run_id, run_id)
+                    for r in page.rows
+                ],
+            )
+    except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+        return False
+    return True
 
 
 async def stage_keys(conn: Conn, run_id: int, keys: Sequence[str]) -> None:
