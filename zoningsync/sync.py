@@ -255,12 +255,13 @@ class FeedRun:
                    if cursor.premerge else [])
         await self._stage_pages(run_id, self.producer.pages(plan, done),
                                 premerge=cursor.premerge, backlog=backlog)
-        await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         if cursor.premerge:
-            # Built on a session of its own while the run dedupes, hashes and merges;
-            # merge writes to features simply wait for it.
+            # Built on a session of its own while the run reconciles, dedupes and
+            # checkpoints; writes to features (a reconcile's refetched pages, the
+            # merge) simply wait for it.
             self.indexing = asyncio.create_task(self._index_first_load(),
                                                 name="index-first-load")
+        await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
             await self._stage_keys(conn, run_id)
         await conn.execute(SQL["analyze_staging"])
