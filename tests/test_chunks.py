@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 import h3
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,6 +39,17 @@ def test_row_hash_ignores_key_order(fields: dict[str, Any], attrs: dict[str, Any
     reordered_attrs = dict(reversed(list(attrs.items())))
     reordered_fields = dict(reversed(list(fields.items())))
     assert row_hash(fields, attrs, wkb) == row_hash(reordered_fields, reordered_attrs, wkb)
+
+
+@given(field_maps, attr_maps, st.binary(max_size=40))
+def test_row_hash_is_blake2b_of_sorted_key_json_then_wkb(fields: dict[str, Any],
+                                                          attrs: dict[str, Any],
+                                                          wkb: bytes) -> None:
+    """The definition stored hashes were made with: changing it would rewrite every row."""
+    canonical = orjson.dumps({"fields": fields, "attrs": attrs},
+                             option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    expected = hashlib.blake2b(canonical + wkb, digest_size=16).digest()
+    assert row_hash(fields, attrs, wkb) == expected
 
 
 @given(attr_maps, st.text(min_size=1, max_size=6), values)

@@ -80,6 +80,7 @@ def test_a_row_carries_its_chunk_wkb_and_hash() -> None:
     inside = shapely.point_on_surface(geom)
     assert row.chunk == chunk_of(inside.x, inside.y, 8)
     assert row.row_hash == row_hash(rec.fields, rec.attrs, row.wkb)
+    assert json.loads(row.attrs_json) == rec.attrs
     assert row.source_key == "K1" and row.oid == 1
     assert row.wkb[0] == 1  # little-endian WKB, 2-D
     assert shapely.get_coordinate_dimension(geom) == 2

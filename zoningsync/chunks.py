@@ -26,7 +26,22 @@ def row_hash(fields: Mapping[str, str | None], attrs: Mapping[str, Any], wkb: by
 
     Raises orjson.JSONEncodeError when an attribute is not JSON-ready.
     """
-    canonical = orjson.dumps({"fields": fields, "attrs": attrs}, option=_CANONICAL)
+    return row_hash_of_json(fields, canonical_json(attrs), wkb)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted-key compact JSON: the attrs of a row hash, and the attrs the store sends."""
+    return orjson.dumps(value, option=_CANONICAL)
+
+
+def row_hash_of_json(fields: Mapping[str, str | None], attrs_json: bytes, wkb: bytes
+                     ) -> bytes:
+    """`row_hash` given the attrs' `canonical_json`, encoded once for hash and store.
+
+    The bytes hashed are those of `canonical_json({"fields": ..., "attrs": ...})`:
+    sorted keys put "attrs" first.
+    """
+    canonical = b'{"attrs":' + attrs_json + b',"fields":' + canonical_json(fields) + b"}"
     return hashlib.blake2b(canonical + wkb, digest_size=ROW_HASH_BYTES).digest()
 
 

@@ -11,12 +11,13 @@ import numpy as np
 import orjson
 import shapely
 
-from zoningsync.chunks import chunk_of, row_hash
+from zoningsync.chunks import canonical_json, chunk_of, row_hash_of_json
 from zoningsync.crs import ToLonLat, UnknownCrs, to_lonlat
 from zoningsync.geometry import GeometryRejected, Shape, build_multipolygons, read_shape
 from zoningsync.records import (
     WGS84,
     CrsSpec,
+    JsonText,
     Page,
     PreparedPage,
     QuarantineReason,
@@ -66,14 +67,15 @@ def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:
     for index, wkb, lon, lat in zip(stored.tolist(), wkbs.tolist(), lons, lats, strict=True):
         record = owners[index]
         try:
-            digest = row_hash(record.fields, record.attrs, wkb)
+            attrs_json = canonical_json(record.attrs)
         except orjson.JSONEncodeError as exc:
             reject(record, QuarantineReason.PARSE_ERROR, f"attributes are not JSON-ready: {exc}")
             continue
         prepared.rows.append(ReadyRow(
             source_key=str(record.source_key), oid=record.oid,
-            chunk=chunk_of(lon, lat, h3_resolution), fields=record.fields, attrs=record.attrs,
-            edited_at=record.edited_at, wkb=wkb, row_hash=digest))
+            chunk=chunk_of(lon, lat, h3_resolution), fields=record.fields,
+            attrs_json=JsonText(attrs_json), edited_at=record.edited_at, wkb=wkb,
+            row_hash=row_hash_of_json(record.fields, attrs_json, wkb)))
         prepared.repaired += bool(built.repaired[index])
     return prepared
 

@@ -102,15 +102,25 @@ class Page:
     geometry_format: GeometryFormat = "esrijson"
 
 
+class JsonText(bytes):
+    """A JSON document already encoded: the store sends it to jsonb as it is."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
 class ReadyRow:
-    """A record that passed the geometry stage, ready to stage in PostgreSQL."""
+    """A record that passed the geometry stage, ready to stage in PostgreSQL.
+
+    `attrs_json` is the attributes' canonical JSON, encoded once for the row hash
+    and the store.
+    """
 
     source_key: str
     oid: int | None
     chunk: str
     fields: dict[str, str | None]
-    attrs: dict[str, Any]
+    attrs_json: JsonText
     edited_at: datetime | None
     wkb: bytes
     row_hash: bytes

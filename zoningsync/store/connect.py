@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 
 from zoningsync.errors import DatabaseUnreachable
+from zoningsync.records import JsonText
 from zoningsync.settings import redact_url
 
 # Our statements are short and many: JIT compilation cost 60 ms per merge batch and
@@ -27,6 +28,8 @@ JSONB_VERSION = b"\x01"  # jsonb binary format: a version byte, then JSON text
 
 
 def _encode_jsonb(value: Any) -> bytes:
+    if isinstance(value, JsonText):
+        return JSONB_VERSION + value
     return JSONB_VERSION + orjson.dumps(value)
 
 

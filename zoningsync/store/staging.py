@@ -120,7 +120,7 @@ async def stage_page(
                 records=[
                     (run_id, page.page_id, r.oid, r.source_key, r.chunk,
                      r.fields.get("parcel_id"), r.fields.get("zoning_code"),
-                     r.fields.get("zoning_desc"), r.attrs, r.wkb, r.edited_at, r.row_hash)
+                     r.fields.get("zoning_desc"), r.attrs_json, r.wkb, r.edited_at, r.row_hash)
                     for r in page.rows
                 ],
             )
@@ -151,7 +151,7 @@ async def _store_page(conn: Conn, feed: FeedConfig, run_id: int, page: PreparedP
                 records=[
                     (feed.full_id, r.source_key, feed.jurisdiction, feed.kind.value,
                      r.fields.get("parcel_id"), r.fields.get("zoning_code"),
-                     r.fields.get("zoning_desc"), r.attrs, ewkb_4326(r.wkb), r.chunk,
+                     r.fields.get("zoning_desc"), r.attrs_json, ewkb_4326(r.wkb), r.chunk,
                      r.row_hash, r.edited_at, run_id, run_id)
                     for r in page.rows
                 ],
