@@ -144,7 +144,7 @@ class FieldMap:
     def _record(self, feature: Mapping[str, Any], row: Mapping[str, Any], index: int,
                 dates: Mapping[str, list[Any]]) -> SourceRecord:
         oid_value = row.get(self.oid_field, feature.get("id"))
-        oid = oid_value if isinstance(oid_value, int) and not isinstance(oid_value, bool) else None
+        oid = oid_value if type(oid_value) is int else None  # a bool is not an object id
         fields: dict[str, str | None] = {}
         for canonical, upstream in self.canonical.items():
             value = (dates[upstream][index] if upstream in dates else

@@ -42,18 +42,20 @@ class PageSize:
 
 @dataclass
 class Fetched:
-    """The features of one complete page, and the CRS its answers declared."""
+    """The features of one complete page, the CRS its answers declared, their OIDs."""
 
     features: list[Mapping[str, Any]]
     crs: CrsSpec | None
+    oids: set[int]
 
 
 def feature_oid(feature: Mapping[str, Any], oid_field: str) -> int | None:
-    attributes = feature.get("attributes") or {}
-    value = attributes.get(oid_field) if isinstance(attributes, Mapping) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return None
+    """The feature's object id, if it has an integral one (read for every feature)."""
+    attributes = feature.get("attributes")
+    if type(attributes) is not dict and not isinstance(attributes, Mapping):
+        return None
+    value = attributes.get(oid_field)
+    return value if type(value) is int else None  # a bool is not an object id
 
 
 class PlanReader:
@@ -120,8 +122,7 @@ class PlanReader:
         return kept.fetched()
 
     async def _repeats_reference(self, spec: PageSpec, fetched: Fetched) -> bool:
-        oids = [oid for f in fetched.features if (oid := feature_oid(f, self.oid_field))
-                is not None]
+        oids = fetched.oids
         if not oids:
             return False
         offset = spec.offset or 0
@@ -216,4 +217,4 @@ class _Collector:
         return answered
 
     def fetched(self) -> Fetched:
-        return Fetched(self.features, self.crs)
+        return Fetched(self.features, self.crs, self.seen)
