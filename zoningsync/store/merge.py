@@ -82,7 +82,7 @@ async def premerge_page(conn: Conn, run_id: int, feed: FeedConfig, page_id: str)
 
 
 async def checkpoint_stored_first_load(conn: Conn, run_id: int, feed_id: str) -> bool:
-    """Checkpoint a first load whose every page was stored as staged, in one statement.
+    """Checkpoint a first load whose every page was stored as staged, in one transaction.
 
     Then the feed's features are exactly the run's staged rows: nothing to retire,
     and each chunk's stored content is its new content, which `chunk_states` would
