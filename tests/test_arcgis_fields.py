@@ -88,3 +88,26 @@ def test_a_page_keeps_each_record_apart() -> None:
     assert second.attrs == {"EDITED": None, "PAGE": "7"}
     assert (first.source_key, second.source_key) == ("A", "B")
     assert second.edited_at is None
+
+
+VALUES = st.one_of(st.none(), st.text(alphabet=" aZ-", max_size=3), st.booleans(),
+                   st.integers(min_value=-(2**64), max_value=2**64),
+                   st.integers(min_value=0, max_value=253_402_300_799_999),
+                   st.floats(allow_nan=False),
+                   st.sampled_from(["2021-03-04T00:06:07-05:00", "not a time"]))
+ROWS = st.dictionaries(st.sampled_from(["OBJECTID", "PIN", "ZONING", "EDITED", "BOOK", "PAGE",
+                                        "OFFSET"]), VALUES)
+
+
+@given(st.lists(ROWS, max_size=6), st.sampled_from([("PIN",), ("BOOK", "PAGE"), ("EDITED",)]))
+def test_a_page_reads_as_each_record_alone(rows: list[dict[str, Any]],
+                                           key: tuple[str, ...]) -> None:
+    """Pages are normalized column by column; records that lack fields must not notice."""
+    fields = FieldMap(
+        field_types={"OBJECTID": "esriFieldTypeOID", "PIN": "esriFieldTypeString",
+                     "ZONING": "esriFieldTypeString", "EDITED": "esriFieldTypeDate",
+                     "BOOK": "esriFieldTypeInteger", "OFFSET": "esriFieldTypeTimestampOffset"},
+        oid_field="OBJECTID", canonical={"parcel_id": "PIN", "zoning_code": "EDITED"},
+        key=key, edit_date_field="EDITED")
+    features = [{"attributes": row, "geometry": None} for row in rows]
+    assert fields.records(features) == [fields.records([f])[0] for f in features]
