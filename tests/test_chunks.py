@@ -10,7 +10,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zoningsync.chunks import chunk_hash, chunk_of, row_hash
+from zoningsync.chunks import chunk_hash, chunks_of, row_hash
 
 # Upstream JSON is parsed by orjson: integers stay within the 64-bit ranges it writes.
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
@@ -111,8 +111,15 @@ def test_chunk_hash_changes_when_a_member_leaves_or_changes(members: list[bytes]
 
 
 def test_a_chunk_is_the_h3_cell_holding_the_point() -> None:
-    cell = chunk_of(-78.6382, 35.7796, 7)
+    cell, elsewhere = chunks_of([-78.6382, -85.75], [35.7796, 43.29], 7)
     assert h3.is_valid_cell(cell)
     assert h3.get_resolution(cell) == 7
     assert h3.latlng_to_cell(35.7796, -78.6382, 7) == cell
-    assert chunk_of(-78.6382, 35.7796, 7) != chunk_of(-85.75, 43.29, 7)
+    assert cell != elsewhere
+
+
+@given(st.floats(-180, 180), st.floats(-90, 90), st.integers(0, 15))
+def test_a_chunk_is_written_as_h3_writes_cells(lon: float, lat: float,
+                                               resolution: int) -> None:
+    """Stored chunks and checkpoints hold these strings: they must not drift from h3's."""
+    assert chunks_of([lon], [lat], resolution) == [h3.latlng_to_cell(lat, lon, resolution)]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.portal_helpers import FIXTURES
-from zoningsync.chunks import chunk_of, row_hash
+from zoningsync.chunks import chunks_of, row_hash
 from zoningsync.prepare import prepare_page
 from zoningsync.records import CrsSpec, Page, QuarantineReason, SourceRecord
 
@@ -78,7 +78,7 @@ def test_a_row_carries_its_chunk_wkb_and_hash() -> None:
     [row] = prepare_page(page_of(rec), h3_resolution=8).rows
     geom = shapely.from_wkb(row.wkb)
     inside = shapely.point_on_surface(geom)
-    assert row.chunk == chunk_of(inside.x, inside.y, 8)
+    assert [row.chunk] == chunks_of([inside.x], [inside.y], 8)
     assert row.row_hash == row_hash(rec.fields, rec.attrs, row.wkb)
     assert json.loads(row.attrs_json) == rec.attrs
     assert row.source_key == "K1" and row.oid == 1

@@ -14,8 +14,8 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import h3
 import orjson
+from h3.api import basic_int
 
 _CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 ROW_HASH_BYTES = 16
@@ -41,8 +41,9 @@ def row_hash_of_json(fields: Mapping[str, str | None], attrs_json: bytes, wkb: b
     The bytes hashed are those of `canonical_json({"fields": ..., "attrs": ...})`:
     sorted keys put "attrs" first.
     """
-    canonical = b'{"attrs":' + attrs_json + b',"fields":' + canonical_json(fields) + b"}"
-    return hashlib.blake2b(canonical + wkb, digest_size=ROW_HASH_BYTES).digest()
+    return hashlib.blake2b(
+        b"".join((b'{"attrs":', attrs_json, b',"fields":', canonical_json(fields), b"}", wkb)),
+        digest_size=ROW_HASH_BYTES).digest()
 
 
 def chunk_hash(row_hashes: Iterable[bytes]) -> bytes:
@@ -50,6 +51,12 @@ def chunk_hash(row_hashes: Iterable[bytes]) -> bytes:
     return hashlib.sha256(b"".join(sorted(row_hashes))).digest()
 
 
-def chunk_of(lon: float, lat: float, resolution: int) -> str:
-    """The H3 cell (hex string) holding the point at that resolution."""
-    return str(h3.latlng_to_cell(lat, lon, resolution))
+def chunks_of(lons: Iterable[float], lats: Iterable[float], resolution: int) -> list[str]:
+    """The H3 cell (hex string, as h3's string API writes it) holding each point.
+
+    h3's integer API and one hex format per cell take half the time of its string
+    API, which converts through Python on every call.
+    """
+    cell = basic_int.latlng_to_cell
+    return [format(cell(lat, lon, resolution), "x")
+            for lon, lat in zip(lons, lats, strict=True)]

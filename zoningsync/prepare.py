@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import shapely
 
-from zoningsync.chunks import canonical_json, chunk_of, row_hash_of_json
+from zoningsync.chunks import canonical_json, chunks_of, row_hash_of_json
 from zoningsync.crs import ToLonLat, UnknownCrs, to_lonlat
 from zoningsync.geometry import GeometryRejected, Shape, build_multipolygons, read_shape
 from zoningsync.records import (
@@ -63,20 +63,22 @@ def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:
     geoms = built.geoms[stored]
     wkbs = shapely.to_wkb(geoms, hex=False, output_dimension=2, byte_order=1)
     points = shapely.point_on_surface(geoms)
-    lons, lats = shapely.get_x(points).tolist(), shapely.get_y(points).tolist()
-    for index, wkb, lon, lat in zip(stored.tolist(), wkbs.tolist(), lons, lats, strict=True):
+    chunks = chunks_of(shapely.get_x(points).tolist(), shapely.get_y(points).tolist(),
+                       h3_resolution)
+    rows = prepared.rows
+    for index, wkb, chunk in zip(stored.tolist(), wkbs.tolist(), chunks, strict=True):
         record = owners[index]
         try:
             attrs_json = canonical_json(record.attrs)
         except orjson.JSONEncodeError as exc:
             reject(record, QuarantineReason.PARSE_ERROR, f"attributes are not JSON-ready: {exc}")
+            built.repaired[index] = False
             continue
-        prepared.rows.append(ReadyRow(
-            source_key=str(record.source_key), oid=record.oid,
-            chunk=chunk_of(lon, lat, h3_resolution), fields=record.fields,
-            attrs_json=JsonText(attrs_json), edited_at=record.edited_at, wkb=wkb,
-            row_hash=row_hash_of_json(record.fields, attrs_json, wkb)))
-        prepared.repaired += bool(built.repaired[index])
+        fields = record.fields
+        rows.append(ReadyRow(str(record.source_key), record.oid, chunk, fields,
+                             JsonText(attrs_json), record.edited_at, wkb,
+                             row_hash_of_json(fields, attrs_json, wkb)))
+    prepared.repaired = int(np.count_nonzero(built.repaired[stored]))
     return prepared
 
 
