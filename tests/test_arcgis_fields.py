@@ -90,8 +90,9 @@ def test_a_page_keeps_each_record_apart() -> None:
     assert second.edited_at is None
 
 
+# Upstream JSON is parsed by orjson: integers stay within the 64-bit ranges it reads.
 VALUES = st.one_of(st.none(), st.text(alphabet=" aZ-", max_size=3), st.booleans(),
-                   st.integers(min_value=-(2**64), max_value=2**64),
+                   st.integers(min_value=-(2**63), max_value=2**64 - 1),
                    st.integers(min_value=0, max_value=253_402_300_799_999),
                    st.floats(allow_nan=False),
                    st.sampled_from(["2021-03-04T00:06:07-05:00", "not a time"]))
