@@ -218,7 +218,19 @@ async def test_a_first_load_quarantines_both_copies_of_a_key_found_on_two_pages(
     assert all(c["raw"]["parcel_id"] == shared for c in copies)
     assert await count(db, "features", f"source_key = '{shared}'") == 0
     assert summary["fetched"] == await count(db, "features") + summary["quarantined"]
-    assert summary["inserted"] - summary["retired"] == await count(db, "features")
+    assert summary["inserted"] == await count(db, "features")
+
+
+async def test_a_first_load_leaves_no_history_for_a_key_it_quarantined_as_duplicate(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    """The copy stored before its twin arrived was never the feed's row."""
+    pins = portal.county.parcels.data["PIN"]
+    pins[1200] = pins[10]
+    shared = f"{pins[10]:010d}"
+    summary = await run(db_url, tmp_path, feed_config(tmp_path, portal.layer_url(0)))
+    assert await count(db, "feature_history", f"source_key = '{shared}'") == 0
+    assert summary["retired"] == 0
+    assert await count(db, "feature_history") == await count(db, "features")
 
 
 @pytest.mark.parametrize("crs", [2264, 102100])

@@ -265,11 +265,14 @@ class FeedRun:
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
             await self._stage_keys(conn, run_id)
         await conn.execute(SQL["analyze_staging"])
-        refetched = await conn.fetchval(SQL["drop_refetched_rows"], run_id)
-        duplicates = await conn.fetchval(SQL["quarantine_duplicate_keys"], run_id,
-                                         self.feed.full_id)
-        await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
-        await conn.execute(SQL["set_phase"], run_id, "merge")
+        async with conn.transaction():
+            refetched = await conn.fetchval(SQL["drop_refetched_rows"], run_id)
+            duplicates = await conn.fetchval(SQL["quarantine_duplicate_keys"], run_id,
+                                             self.feed.full_id)
+            if duplicates and cursor.premerge:
+                await conn.execute(SQL["unstore_duplicate_keys"], run_id, self.feed.full_id)
+            await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
+            await conn.execute(SQL["set_phase"], run_id, "merge")
 
     async def _index_first_load(self) -> None:
         """Build the indexes a first load deferred, then give the planner statistics."""

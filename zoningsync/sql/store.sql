@@ -106,8 +106,8 @@ SELECT EXISTS (SELECT 1 FROM zoningsync.features WHERE feed = $1);
 -- chunk merge then finds the rows stored and only writes checkpoints. A page
 -- whose COPY met a key the run had stored already stages full rows and is stored
 -- here instead, row by row: a key seen twice in the run so far is left to the
--- merge, which quarantines every copy; a duplicate that arrives later is retired
--- by the merge, with history, like any feature that vanished.
+-- dedupe, which quarantines every copy and takes back the copy already stored
+-- (unstore_duplicate_keys).
 WITH inserted AS (
     INSERT INTO zoningsync.features AS f
         (feed, source_key, jurisdiction, kind, parcel_id, zoning_code, zoning_desc, attrs,
@@ -219,6 +219,26 @@ WITH dup AS (
     RETURNING 1
 )
 SELECT count(*) FROM moved;
+
+-- name: unstore_duplicate_keys
+-- A first load stored each page as it came (stage_stored_rows, premerge_page), so
+-- the first copy of a key that later proved duplicated is in features. It never
+-- was the feed's row: its features row and insert history go, as if the page had
+-- not stored it, rather than being retired with history of a feature that never
+-- was. Only rows of this run ($1), whose keys this run quarantined as duplicates.
+WITH gone AS (
+    DELETE FROM zoningsync.features f
+    WHERE f.feed = $2 AND f.first_run = $1 AND f.source_key IN (
+        SELECT source_key FROM zoningsync.quarantine
+        WHERE feed = $2 AND run_id = $1 AND reason = 'duplicate_key')
+    RETURNING f.source_key
+), unwritten AS (
+    DELETE FROM zoningsync.feature_history h
+    USING gone g
+    WHERE h.run_id = $1 AND h.feed = $2 AND h.op = 'insert' AND h.source_key = g.source_key
+)
+UPDATE zoningsync.runs SET inserted = inserted - (SELECT count(*) FROM gone)
+WHERE id = $1;
 
 -- name: count_staged
 SELECT count(*) FROM zoningsync.staged_rows WHERE run_id = $1;
