@@ -103,7 +103,7 @@ ROWS = st.dictionaries(st.sampled_from(["OBJECTID", "PIN", "ZONING", "EDITED", "
 @given(st.lists(ROWS, max_size=6), st.sampled_from([("PIN",), ("BOOK", "PAGE"), ("EDITED",)]))
 def test_a_page_reads_as_each_record_alone(rows: list[dict[str, Any]],
                                            key: tuple[str, ...]) -> None:
-    """Pages are normalized column by column; records that lack fields must not notice."""
+    """Dates are formatted a page column at a time; records lacking a field must not notice."""
     fields = FieldMap(
         field_types={"OBJECTID": "esriFieldTypeOID", "PIN": "esriFieldTypeString",
                      "ZONING": "esriFieldTypeString", "EDITED": "esriFieldTypeDate",
