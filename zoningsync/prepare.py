@@ -72,7 +72,7 @@ def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:
             attrs_json = canonical_json(record.attrs)
         except orjson.JSONEncodeError as exc:
             reject(record, QuarantineReason.PARSE_ERROR, f"attributes are not JSON-ready: {exc}")
-            built.repaired[index] = False
+            built.repaired[index] = False  # rejected, so not counted as repaired
             continue
         fields = record.fields
         rows.append(ReadyRow(str(record.source_key), record.oid, chunk, fields,
