@@ -204,11 +204,16 @@ async def test_duplicate_keys_are_all_quarantined_and_counted(
     assert summary["fetched"] == await count(db, "features") + summary["quarantined"]
 
 
+def share_a_key_across_pages(portal: RunningPortal) -> str:
+    """Give parcel 1200 the key of parcel 10: page 0 is stored at once; page 2 then meets it."""
+    pins = portal.county.parcels.data["PIN"]
+    pins[1200] = pins[10]
+    return f"{pins[10]:010d}"
+
+
 async def test_a_first_load_quarantines_both_copies_of_a_key_found_on_two_pages(
         db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
-    pins = portal.county.parcels.data["PIN"]
-    pins[1200] = pins[10]  # page 0 is stored at once; page 2 then meets its key
-    shared = f"{pins[10]:010d}"
+    shared = share_a_key_across_pages(portal)
     summary = await run(db_url, tmp_path, feed_config(tmp_path, portal.layer_url(0)))
     copies = await db.fetch(
         "SELECT raw FROM zoningsync.quarantine WHERE reason = 'duplicate_key'"
@@ -224,9 +229,7 @@ async def test_a_first_load_quarantines_both_copies_of_a_key_found_on_two_pages(
 async def test_a_first_load_leaves_no_history_for_a_key_it_quarantined_as_duplicate(
         db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
     """The copy stored before its twin arrived was never the feed's row."""
-    pins = portal.county.parcels.data["PIN"]
-    pins[1200] = pins[10]
-    shared = f"{pins[10]:010d}"
+    shared = share_a_key_across_pages(portal)
     summary = await run(db_url, tmp_path, feed_config(tmp_path, portal.layer_url(0)))
     assert await count(db, "feature_history", f"source_key = '{shared}'") == 0
     assert summary["retired"] == 0
