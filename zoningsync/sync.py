@@ -269,6 +269,8 @@ class FeedRun:
             refetched = await conn.fetchval(SQL["drop_refetched_rows"], run_id)
             duplicates = await conn.fetchval(SQL["quarantine_duplicate_keys"], run_id,
                                              self.feed.full_id)
+            # Only when needed: a DELETE on features waits for the first load's
+            # index builds, which hold their lock until they finish.
             if duplicates and cursor.premerge:
                 await conn.execute(SQL["unstore_duplicate_keys"], run_id, self.feed.full_id)
             await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
