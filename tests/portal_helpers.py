@@ -50,4 +50,4 @@ def feed_config(tmp_path: Path, url: str, *, feed_id: str = "parcels", kind: str
 
 async def read_all(producer: ArcgisProducer, plan: FetchPlan,
                    done: tuple[str, ...] = ()) -> list[Page]:
-    return [page async for page in producer.pages(plan, done)]
+    return [page.read() async for page in producer.pages(plan, done)]

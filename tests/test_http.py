@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -184,6 +186,23 @@ async def test_a_large_answer_is_parsed_off_the_event_loop_to_the_same_value(
     assert len(orjson.dumps(answer)) > THREAD_PARSE_BYTES
     url = upstream.script("/query", ok(answer))
     assert await fetcher.get_json(url, retry=FAST, stats=FetchStats()) == answer
+
+
+async def test_a_large_answer_is_decoded_on_the_executor_the_fetcher_was_given(
+    upstream: Upstream,
+) -> None:
+    answer = {"features": [{"attributes": {"OBJECTID": n, "ZONE": "R-1"}} for n in range(10_000)]}
+    url = upstream.script("/query", ok(answer))
+    threads: list[str] = []
+
+    def remember_thread() -> None:
+        threads.append(threading.current_thread().name)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-pool",
+                            initializer=remember_thread) as pool:
+        async with Fetcher(decode_executor=pool) as fetcher:
+            assert await fetcher.get_json(url, retry=FAST, stats=FetchStats()) == answer
+    assert threads == ["run-pool_0"]
 
 
 async def test_post_json_sends_the_data_form_encoded(upstream: Upstream, fetcher: Fetcher) -> None:

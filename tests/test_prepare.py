@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from tests.portal_helpers import FIXTURES
 from zoningsync.chunks import chunks_of, row_hash
-from zoningsync.prepare import prepare_page
-from zoningsync.records import CrsSpec, Page, QuarantineReason, SourceRecord
+from zoningsync.prepare import prepare_fetched, prepare_page
+from zoningsync.records import CrsSpec, FetchedPage, Page, QuarantineReason, SourceRecord
 
 WGS84 = CrsSpec(wkid=4326, latest_wkid=4326)
 NC_FEET = CrsSpec(wkid=102719, latest_wkid=2264)
@@ -53,6 +53,19 @@ def test_kent_parcels_in_michigan_state_plane_land_in_kent_county() -> None:
         x0, y0, x1, y1 = geom.bounds
         assert -85.80 <= x0 <= x1 <= -85.70
         assert 43.28 <= y0 <= y1 <= 43.30
+
+
+def test_a_fetched_page_is_read_by_its_producers_reader_then_prepared() -> None:
+    page = fixture_page("us-mi-kent/us-mi-kent-0.json", "OBJECTID", "PNUM")
+    features = [record.raw for record in page.records]
+    by_feature = {id(record.raw): record for record in page.records}
+
+    def read(answer: Any) -> list[SourceRecord]:
+        return [by_feature[id(feature)] for feature in answer]
+
+    fetched = FetchedPage(page.page_id, features, page.crs, read)
+    assert (prepare_fetched(fetched, h3_resolution=9)
+            == prepare_page(page, h3_resolution=9))
 
 
 def test_madisons_degenerate_ring_is_quarantined_with_a_reason() -> None:

@@ -1,7 +1,7 @@
 """One page through the geometry stage: keys, CRS, geometry, chunk, hash.
 
-The pipeline runs `prepare_page` in its thread pool (this module imports neither
-asyncpg nor aiohttp). Every record leaves as a ReadyRow or as a Rejected with a
+The pipeline runs `prepare_fetched` in its thread pool (this module imports
+neither asyncpg nor aiohttp). Every record leaves as a ReadyRow or as a Rejected with a
 reason and a detail, never as an exception: one bad record must not cost its page.
 """
 
@@ -17,6 +17,7 @@ from zoningsync.geometry import GeometryRejected, Shape, build_multipolygons, re
 from zoningsync.records import (
     WGS84,
     CrsSpec,
+    FetchedPage,
     JsonText,
     Page,
     PreparedPage,
@@ -25,6 +26,11 @@ from zoningsync.records import (
     Rejected,
     SourceRecord,
 )
+
+
+def prepare_fetched(page: FetchedPage, *, h3_resolution: int) -> PreparedPage:
+    """Read a fetched page's records and prepare them: the pipeline's thread-pool call."""
+    return prepare_page(page.read(), h3_resolution=h3_resolution)
 
 
 def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:

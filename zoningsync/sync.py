@@ -1,10 +1,10 @@
 """One run of one feed: lease, plan, fetch and stage, reconcile, merge, finish.
 
-The producer yields pages; a small pool of workers prepares each page in the
-thread pool (geometry and hashing never run on the event loop) and stages it by
-COPY, a bounded queue between them keeping memory flat. After the fetch the run
-reconciles its count with the server's, sets aside duplicate keys, decides what
-vanished upstream and merges the chunks whose hash changed.
+The producer yields pages; a small pool of workers reads and prepares each page
+in the thread pool (records, geometry and hashing never run on the event loop)
+and stages it by COPY, a bounded queue between them keeping memory flat. After
+the fetch the run reconciles its count with the server's, sets aside duplicate
+keys, decides what vanished upstream and merges the chunks whose hash changed.
 
 A run that stops early (killed, cancelled, or failed on a fault that may pass)
 keeps its staging: the next sync of the feed resumes it, fetching only the pages
@@ -34,11 +34,11 @@ from zoningsync.errors import (
     ZoningsyncError,
 )
 from zoningsync.http import Fetcher, FetchStats
-from zoningsync.prepare import prepare_page
+from zoningsync.prepare import prepare_fetched
 from zoningsync.producers.arcgis.plan import FetchPlan
 from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
-from zoningsync.records import Page
+from zoningsync.records import FetchedPage
 from zoningsync.sql import queries
 from zoningsync.store import bulk, merge, runs, staging
 from zoningsync.store.connect import Conn
@@ -282,7 +282,7 @@ class FeedRun:
             await bulk.ensure_secondary_indexes(conn)
             await conn.execute(SQL["analyze_features"])
 
-    async def _stage_pages(self, run_id: int, pages: AsyncIterator[Page], *,
+    async def _stage_pages(self, run_id: int, pages: AsyncIterator[FetchedPage], *,
                            premerge: bool, backlog: Sequence[str] = ()) -> None:
         """Fetch → prepare (thread pool) → COPY, with a bounded queue in between.
 
@@ -290,12 +290,12 @@ class FeedRun:
         that could not be (a key stored twice) goes to a further session that
         stores it row by row while the next ones are fetched: `merge.premerge_page`.
         """
-        queue: asyncio.Queue[Page | None] = asyncio.Queue(maxsize=QUEUE_PAGES)
+        queue: asyncio.Queue[FetchedPage | None] = asyncio.Queue(maxsize=QUEUE_PAGES)
         staged: asyncio.Queue[str | None] = asyncio.Queue()
         for page_id in backlog:
             staged.put_nowait(page_id)
         loop = asyncio.get_running_loop()
-        prepare = functools.partial(prepare_page, h3_resolution=self.feed.h3_resolution)
+        prepare = functools.partial(prepare_fetched, h3_resolution=self.feed.h3_resolution)
 
         async def produce() -> None:
             async for page in pages:
@@ -311,11 +311,11 @@ class FeedRun:
                     prepared = await loop.run_in_executor(self.executor, prepare, page)
                     stored = await staging.stage_page(
                         conn, feed=self.feed, run_id=run_id, page=prepared,
-                        records=len(page.records), stats=self.delta, store=premerge,
+                        records=len(page.features), stats=self.delta, store=premerge,
                     )
                     if premerge and not stored:
                         staged.put_nowait(page.page_id)
-                    self.reporter.advance(1, len(page.records))
+                    self.reporter.advance(1, len(page.features))
 
         async def store() -> None:
             async with self.pool.acquire() as conn:

@@ -66,7 +66,7 @@ async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: b
     try:
         with ThreadPoolExecutor(max_workers=PREPARE_WORKERS,
                                 thread_name_prefix="zoningsync-prepare") as executor:
-            async with Fetcher() as fetcher:
+            async with Fetcher(decode_executor=executor) as fetcher:
                 for feed in feeds:
                     try:
                         summary = await sync_feed(

@@ -26,16 +26,13 @@ from zoningsync.producers.arcgis.fields import FieldMap
 from zoningsync.producers.arcgis.layer import LayerInfo, parse_layer
 from zoningsync.producers.arcgis.paging import Fetched, PageSize, PlanReader
 from zoningsync.producers.arcgis.plan import FetchPlan, PageSpec, Strategy, offset_plan, oid_plan
-from zoningsync.records import Page
+from zoningsync.records import FetchedPage
 
 log = structlog.get_logger(__name__)
 
 # Longer GET URLs are sent as POST forms: proxies and old IIS front ends cut near 2 KB.
 MAX_GET_URL = 1800
 PAGES_IN_FLIGHT = 4
-# Pages with more features than this are turned into records in a worker thread
-# (measured: 15 ms per 1000 Kent features of 14 fields), so the loop never stalls long.
-THREAD_RECORDS = 200
 
 
 def _edit_dialects(field: str, mark: datetime) -> tuple[str, ...]:
@@ -195,16 +192,14 @@ class ArcgisProducer:
 
     # -- reading --------------------------------------------------------------------
 
-    async def pages(self, plan: FetchPlan, done: Collection[str] = ()) -> AsyncIterator[Page]:
+    async def pages(self, plan: FetchPlan, done: Collection[str] = ()
+                    ) -> AsyncIterator[FetchedPage]:
         """The plan's pages not in `done`, each yielded as soon as it is complete."""
         layer = await self.layer()
         fields = self._field_map()
         async for spec, fetched in self._read(plan, done, keys_only=False):
-            if len(fetched.features) > THREAD_RECORDS:
-                records = await asyncio.to_thread(fields.records, fetched.features)
-            else:
-                records = fields.records(fetched.features)
-            yield Page(spec.page_id, records, fetched.crs or layer.crs, "esrijson")
+            yield FetchedPage(spec.page_id, fetched.features, fetched.crs or layer.crs,
+                              fields.records, "esrijson")
 
     async def keys(self, where: str) -> AsyncIterator[list[str | None]]:
         """Every key the layer holds for `where`, page by page, for the deletion diff."""
