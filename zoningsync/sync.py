@@ -264,7 +264,8 @@ class FeedRun:
         await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
             await self._stage_keys(conn, run_id)
-        await conn.execute(SQL["analyze_staging"])
+        async with conn.transaction():
+            await conn.execute(SQL["analyze_staging"])
         async with conn.transaction():
             refetched = await conn.fetchval(SQL["drop_refetched_rows"], run_id)
             duplicates = await conn.fetchval(SQL["quarantine_duplicate_keys"], run_id,
