@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zoningsync.producers.arcgis.fields import DATE, FieldMap, iso_dates, normalize_value
+from zoningsync.producers.arcgis.fields import (
+    DATE,
+    EXACT_FLOAT_MS,
+    FieldMap,
+    datetime_from_epoch_ms,
+    iso_dates,
+    normalize_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +51,13 @@ def field_map(key: tuple[str, ...] = ("PIN",)) -> FieldMap:
                      "SHAPE": "esriFieldTypeGeometry"},
         oid_field="OBJECTID", canonical={"parcel_id": "PIN", "zoning_code": "ZONING"},
         key=key, edit_date_field="EDITED")
+
+
+@given(st.integers(-EXACT_FLOAT_MS - 10**6, EXACT_FLOAT_MS + 10**6)
+       | st.integers(-62_135_596_800_000, 253_402_300_799_999))
+def test_an_edit_date_is_the_exact_millisecond(millis: int) -> None:
+    expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=millis)
+    assert datetime_from_epoch_ms(millis) == expected
 
 
 def test_a_record_splits_canonical_columns_from_attrs_and_drops_the_oid() -> None:
