@@ -5,16 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon
 
 from zoningsync.geometry import (
     GeometryRejected,
+    Shape,
     build_multipolygons,
+    packed_esri_rings,
     read_shape,
+    read_shapes,
 )
-from zoningsync.records import QuarantineReason
+from zoningsync.records import QuarantineReason, RawJson
 
 Ring = list[list[float]]
 
@@ -236,3 +242,55 @@ def test_a_transform_that_fails_gives_out_of_range() -> None:
     built = build_multipolygons([read_shape({"rings": [square(0, 0, 1)]}, "esrijson")],
                                 broken)
     assert built.problems[0][0] is QuarantineReason.OUT_OF_RANGE
+
+
+# -- Esri rings read from their JSON text --------------------------------------------------
+
+coordinate = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.integers(-10**15, 10**15))
+ring_strategy = st.lists(st.tuples(coordinate, coordinate).map(list), min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(ring_strategy, min_size=1, max_size=4), min_size=1, max_size=8))
+def test_rings_read_from_json_text_are_the_decoded_rings(polygons: list[list[Ring]]) -> None:
+    texts = [orjson.dumps({"rings": rings}) for rings in polygons]
+    for rings, packed in zip(polygons, packed_esri_rings(texts), strict=True):
+        assert packed is not None
+        assert len(packed) == len(rings)
+        for ring, array in zip(rings, packed, strict=True):
+            assert np.array_equal(array, np.array(ring, dtype=np.float64))
+
+
+@pytest.mark.parametrize("text", [
+    b'{"rings":[[[1,2,3],[4,5,6],[1,2,3]]]}',  # Z values
+    b'{"rings":[[[1,2],[3,4]],[]]}',  # an empty ring
+    b'{"rings":[[[1,2],[]]]}',  # an empty point
+    b'{"rings":[[[1],[2,3]]]}',  # a point of one number
+    b'{"rings":[[[[1,2]]]]}',  # nested too deep
+    b'{"rings": [[[1,2],[3,4]]]}',  # spaced
+    b'{"curveRings":[[[1,2],{"c":[[3,4],[2,3]]}]]}',
+    b'{"rings":[[[1,2],[3,4]]],"spatialReference":{"wkid":4326}}',
+    b'{"rings":[[[1 2,3],[3,4]]]}',  # not JSON
+])
+def test_rings_of_any_other_form_are_left_to_the_json_decoder(text: bytes) -> None:
+    plain = b'{"rings":[[[1,2],[3,4],[5,6],[1,2]]]}'
+    packed = packed_esri_rings([plain, text, plain])
+    assert packed[1] is None
+    assert [a.tolist() for a in packed[0] or []] == [[[1, 2], [3, 4], [5, 6], [1, 2]]]
+
+
+def test_a_page_of_json_text_builds_the_geometries_its_decoded_json_builds() -> None:
+    rings = [square(0, 0, 10), square(2, 2, 2, clockwise=False), square(20, 20, 1)]
+    texts = [RawJson(orjson.dumps({"rings": rings})),
+             RawJson(b'{"rings": ' + orjson.dumps(rings) + b"}"),  # spaced: decoded
+             RawJson(orjson.dumps({"rings": [[[0, 0], [1, 1], [0, 0]]]})), None]
+    shapes = read_shapes(texts, "esrijson")
+    assert [type(s).__name__ for s in shapes] == ["Shape", "Shape", "Shape",
+                                                  "GeometryRejected"]
+    built = build_multipolygons([s for s in shapes if isinstance(s, Shape)], None)
+    decoded = build_multipolygons(
+        [read_shape(orjson.loads(bytes(t)), "esrijson") for t in texts[:3] if t], None)
+    assert list(built.geoms[:2]) == list(decoded.geoms[:2]) == [esri(*rings)] * 2
+    assert built.problems == decoded.problems and 2 in built.problems

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
+import orjson
 import pytest
 import shapely
 from hypothesis import given, settings
@@ -13,7 +15,14 @@ from hypothesis import strategies as st
 from tests.portal_helpers import FIXTURES
 from zoningsync.chunks import chunks_of, row_hash
 from zoningsync.prepare import prepare_fetched, prepare_page
-from zoningsync.records import CrsSpec, FetchedPage, Page, QuarantineReason, SourceRecord
+from zoningsync.records import (
+    CrsSpec,
+    FetchedPage,
+    Page,
+    QuarantineReason,
+    RawJson,
+    SourceRecord,
+)
 
 WGS84 = CrsSpec(wkid=4326, latest_wkid=4326)
 NC_FEET = CrsSpec(wkid=102719, latest_wkid=2264)
@@ -66,6 +75,15 @@ def test_a_fetched_page_is_read_by_its_producers_reader_then_prepared() -> None:
     fetched = FetchedPage(page.page_id, features, page.crs, read)
     assert (prepare_fetched(fetched, h3_resolution=9)
             == prepare_page(page, h3_resolution=9))
+
+
+def test_geometries_in_json_text_prepare_as_their_decoded_json() -> None:
+    page = fixture_page("us-mi-kent/us-mi-kent-0.json", "OBJECTID", "PNUM")
+    as_text = Page(page.page_id, [
+        dataclasses.replace(r, geometry=RawJson(orjson.dumps(r.geometry)))
+        for r in page.records], page.crs)
+    assert prepare_page(as_text, h3_resolution=9).rows == prepare_page(
+        page, h3_resolution=9).rows
 
 
 def test_madisons_degenerate_ring_is_quarantined_with_a_reason() -> None:

@@ -1,4 +1,4 @@
-"""Staging's way into features: geometry by binary COPY as EWKB."""
+"""Staging: geometry into features by binary COPY as EWKB, rejected records as JSON."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any
 import asyncpg
 import shapely
 
+from zoningsync.records import QuarantineReason, RawJson, Rejected
 from zoningsync.store.connect import connect
-from zoningsync.store.staging import enable_features_copy, ewkb_4326
+from zoningsync.store.staging import enable_features_copy, ewkb_4326, quarantine_records
 
 SQUARE = shapely.MultiPolygon([shapely.box(-78.7, 35.7, -78.6, 35.8)])
 
@@ -33,3 +34,10 @@ async def test_a_session_that_copies_features_reads_geometry_as_any_other(
         assert await copying.fetchval(query, SQUARE.wkt) == await db.fetchval(query, SQUARE.wkt)
     finally:
         await copying.close()
+
+
+def test_a_quarantined_record_keeps_a_geometry_still_in_json_text_as_json() -> None:
+    raw = {"attributes": {"PIN": "07"}, "geometry": RawJson(b'{"rings":[[[1,2],[1,2]]]}')}
+    rejected = Rejected("07", 1, QuarantineReason.UNREPAIRABLE_GEOMETRY, "ring 0", raw)
+    [row] = quarantine_records("county/parcels", 7, [rejected])
+    assert row[-1] == {"attributes": {"PIN": "07"}, "geometry": {"rings": [[[1, 2], [1, 2]]]}}

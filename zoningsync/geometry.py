@@ -22,18 +22,20 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import shapely
 from shapely.geometry.base import BaseGeometry
 
 from zoningsync.crs import ToLonLat
 from zoningsync.errors import ZoningsyncError
-from zoningsync.records import QuarantineReason
+from zoningsync.records import QuarantineReason, RawJson
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -61,12 +63,14 @@ class GeometryRejected(ZoningsyncError):
 class Shape:
     """One record's rings as received (2-D, 3-D or 4-D points), before assembly.
 
+    Rings read from JSON text a page at a time are (n, 2) arrays instead.
+
     `parts` is None for Esri rings (assembled by orientation and containment);
     for GeoJSON it gives each ring's polygon number, the first ring of each
     polygon being its shell.
     """
 
-    rings: list[Sequence[Point]]
+    rings: Sequence[Sequence[Point] | FloatArray]
     parts: list[int] | None = None
 
 
@@ -80,6 +84,38 @@ class Built:
 
 
 # -- one record's geometry ------------------------------------------------------------------
+
+
+def read_shapes(geometries: Sequence[Mapping[str, Any] | RawJson | None],
+                geometry_format: str) -> list[Shape | GeometryRejected]:
+    """`read_shape` for a page: Esri rings still in their JSON text are read at once.
+
+    Each geometry becomes its Shape or the GeometryRejected that says why not.
+    """
+    texts = [g if type(g) is RawJson and geometry_format == "esrijson" else b""
+             for g in geometries]
+    packed = (packed_esri_rings(texts) if any(texts)
+              else list[list[FloatArray] | None]([None] * len(texts)))
+    shapes: list[Shape | GeometryRejected] = []
+    for geometry, rings in zip(geometries, packed, strict=True):
+        if rings is not None:
+            shapes.append(Shape(rings))
+            continue
+        try:
+            shapes.append(read_shape(_decoded(geometry), geometry_format))
+        except GeometryRejected as exc:
+            shapes.append(exc)
+    return shapes
+
+
+def _decoded(geometry: Mapping[str, Any] | RawJson | None) -> Any:
+    if not isinstance(geometry, RawJson):
+        return geometry
+    try:
+        return orjson.loads(bytes(geometry))  # orjson takes exact bytes only
+    except orjson.JSONDecodeError as exc:
+        raise GeometryRejected(QuarantineReason.PARSE_ERROR,
+                               f"the geometry is not JSON ({exc})") from None
 
 
 def read_shape(geometry: Mapping[str, Any] | None, geometry_format: str) -> Shape:
@@ -210,6 +246,84 @@ def _bezier(start: FloatArray, first: FloatArray, second: FloatArray, end: Float
     return points
 
 
+# -- Esri rings from their JSON text --------------------------------------------------------
+
+_RINGS_HEAD = b'{"rings":'
+_RING_TEXT = b"0123456789.-+eE,[] \t\r\n"
+_NUMBERS_AND_BLANKS = b"0123456789.-+eE \t\r\n"
+# What is left of a rings array without its numbers and blanks: [[[,],[,]],[[,],[,]]].
+_SKELETON = rb"\[\[\[,\](?:,\[,\])*\](?:,\[\[,\](?:,\[,\])*\])*\]"
+_ONE_SKELETON = re.compile(_SKELETON)
+_SKELETONS = re.compile(rb"(?:" + _SKELETON + rb"\|)*")
+_OPEN, _CLOSE, _COMMA, _BAR = b"[],|"
+
+
+def packed_esri_rings(texts: Sequence[bytes]) -> list[list[FloatArray] | None]:
+    """The rings of Esri polygons given as JSON text, a page of them at a time.
+
+    Reads the form servers write, `{"rings":[[[x,y],...],...]}` with 2-D points,
+    into one array per ring without a Python object per point. The text without
+    its numbers and blanks must be a plain skeleton, such as [[[,],[,]],[[,]]];
+    orjson then parses the numbers, stripped of brackets, as one flat list, so
+    both ways of reading a geometry give the same floats, and a slot that does not
+    hold exactly one number fails that parse. Any other text (Z or M values,
+    curves, a spaced or different head, an empty ring or point) gives None, and
+    the caller decodes that geometry as JSON instead.
+    """
+    found: list[list[FloatArray] | None] = [None] * len(texts)
+    candidates = [i for i, text in enumerate(texts)
+                  if text.startswith(b'{"rings":[[[') and text.endswith(b"]]]}")]
+    bodies = [texts[i][len(_RINGS_HEAD):-1] for i in candidates]
+    plain = _plain(bodies)
+    kept = list(itertools.compress(bodies, plain))
+    if not kept:
+        return found
+    text = b"|".join(kept) + b"|"
+    try:
+        numbers = orjson.loads(b"[" + text[:-1].replace(b"|", b",").translate(None, b"[]")
+                               + b"]")
+        coords = np.array(numbers, dtype=np.float64)
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return _one_by_one(texts)
+    marks = np.frombuffer(text.translate(None, _NUMBERS_AND_BLANKS), dtype=np.uint8)
+    commas, closes = marks == _COMMA, marks == _CLOSE
+    points = np.flatnonzero(commas[1:] & (marks[:-1] == _OPEN)) + 1  # the comma of [,]
+    ring_ends = np.flatnonzero(closes[2:] & closes[1:-1] & commas[:-2]) + 2  # ,]]
+    ring_lengths = np.diff(np.searchsorted(points, ring_ends), prepend=0)
+    rings_per_text = np.diff(np.searchsorted(ring_ends, np.flatnonzero(marks == _BAR)),
+                             prepend=0)
+    if coords.shape != (2 * len(points),):
+        return _one_by_one(texts)
+    xy = coords.reshape(-1, 2)
+    ends = np.cumsum(ring_lengths).tolist()
+    rings = [xy[end - length:end] for end, length in zip(ends, ring_lengths.tolist(),
+                                                           strict=True)]
+    first = 0
+    for index, count in zip(itertools.compress(candidates, plain), rings_per_text.tolist(),
+                            strict=True):
+        found[index] = rings[first:first + count]
+        first += count
+    return found
+
+
+def _one_by_one(texts: Sequence[bytes]) -> list[list[FloatArray] | None]:
+    """After a page's numbers failed to parse: each text alone, so one spoils only itself."""
+    if len(texts) == 1:
+        return [None]
+    return [packed_esri_rings([text])[0] for text in texts]
+
+
+def _plain(bodies: Sequence[bytes]) -> list[bool]:
+    """Which rings arrays hold only numbers in a plain skeleton; a page at once if all do."""
+    text = b"|".join(bodies) + b"|"
+    if (not text.translate(None, _RING_TEXT + b"|")
+            and _SKELETONS.fullmatch(text.translate(None, _NUMBERS_AND_BLANKS))):
+        return [True] * len(bodies)
+    return [not body.translate(None, _RING_TEXT)
+            and _ONE_SKELETON.fullmatch(body.translate(None, _NUMBERS_AND_BLANKS)) is not None
+            for body in bodies]
+
+
 # -- a page of shapes -----------------------------------------------------------------------
 
 
@@ -271,31 +385,42 @@ def build_multipolygons(shapes: Sequence[Shape], to_lonlat: ToLonLat | None) -> 
 
 def _gather(shapes: Sequence[Shape], built: Built) -> _Rings | None:
     """The page's rings as one array; shapes whose points are not numbers are rejected."""
-    points: list[Point] = []
+    points: list[Point] = []  # points of list rings not yet in `segments`
+    segments: list[FloatArray | None] = []  # None: points that are not numbers
     lengths: list[int] = []
     shape_of: list[int] = []
     position: list[int] = []
     part: list[int] = []
     for index, shape in enumerate(shapes):
         for number, ring in enumerate(shape.rings):
-            points.extend(ring)
+            if isinstance(ring, np.ndarray):
+                if points:
+                    segments.append(_coordinates(points))
+                    points = []
+                segments.append(ring)
+            else:
+                points.extend(ring)
             lengths.append(len(ring))
             shape_of.append(index)
             position.append(number)
         part.extend(shape.parts if shape.parts is not None else [-1] * len(shape.rings))
-    if not points:
+    if points:
+        segments.append(_coordinates(points))
+    if not segments:
         return None
-    coords = _coordinates(points)
-    if coords is None:  # find the culprits; the rest of the page goes on
+    present = [segment for segment in segments if segment is not None]
+    if len(present) < len(segments):  # find the culprits; the page goes on
         arrays = []
         for index, shape in enumerate(shapes):
-            own = _coordinates([p for ring in shape.rings for p in ring])
+            own = _shape_coordinates(shape)
             if own is None:
                 built.problems[index] = (QuarantineReason.PARSE_ERROR,
                                          "coordinates are not number pairs")
                 own = np.full((sum(map(len, shape.rings)), 2), np.nan)
             arrays.append(own)
         coords = np.concatenate(arrays)
+    else:
+        coords = np.concatenate(present) if len(present) > 1 else present[0]
     rings = _Rings(coords, np.asarray(lengths, dtype=np.intp), np.asarray(shape_of, np.intp),
                    np.asarray(position, np.intp), np.asarray(part, np.intp))
     bad = np.zeros(len(shapes), dtype=bool)
@@ -306,6 +431,12 @@ def _gather(shapes: Sequence[Shape], built: Built) -> _Rings | None:
     if bad.all():
         return None
     return rings.subset(~bad[rings.shape]) if bad.any() else rings
+
+
+def _shape_coordinates(shape: Shape) -> FloatArray | None:
+    if shape.rings and isinstance(shape.rings[0], np.ndarray):
+        return np.concatenate(shape.rings)
+    return _coordinates([p for ring in shape.rings for p in ring])
 
 
 def _coordinates(points: list[Point]) -> FloatArray | None:

@@ -224,9 +224,11 @@ class Fetcher:
         retry: RetryPolicy,
         stats: FetchStats,
         check: Callable[[Any], None] | None = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> Any:
+        """GET a JSON answer; `decode` turns the body into values (orjson.loads)."""
         return await self._fetch("GET", url, params, None, retry, stats,
-                                 _json_reader(check, self.decode_executor))
+                                 _json_reader(check, self.decode_executor, decode))
 
     async def post_json(
         self,
@@ -236,10 +238,11 @@ class Fetcher:
         retry: RetryPolicy,
         stats: FetchStats,
         check: Callable[[Any], None] | None = None,
+        decode: Callable[[bytes], Any] = orjson.loads,
     ) -> Any:
         """POST `data` form-encoded (ArcGIS takes long id lists only this way)."""
         return await self._fetch("POST", url, None, data, retry, stats,
-                                 _json_reader(check, self.decode_executor))
+                                 _json_reader(check, self.decode_executor, decode))
 
     async def get_bytes(
         self,
@@ -392,17 +395,18 @@ class Fetcher:
         return b"".join(chunks)
 
 
-def _json_reader(check: Callable[[Any], None] | None, executor: Executor | None
-                 ) -> Interpret[Any]:
+def _json_reader(check: Callable[[Any], None] | None, executor: Executor | None,
+                 decode: Callable[[bytes], Any]) -> Interpret[Any]:
+    """Reads answers with `decode`, which raises orjson.JSONDecodeError on bad JSON."""
     async def read(body: bytes, content_type: str) -> Any:
         if "html" in content_type.lower() or body[:64].lstrip().startswith(b"<"):
             raise _Retryable(f"an HTML page instead of JSON ({content_type or 'no content type'})")
         try:
             if len(body) > THREAD_PARSE_BYTES:
                 value = await asyncio.get_running_loop().run_in_executor(
-                    executor, orjson.loads, body)
+                    executor, decode, body)
             else:
-                value = orjson.loads(body)
+                value = decode(body)
         except orjson.JSONDecodeError as exc:
             raise _Retryable(f"invalid JSON ({exc})") from None
         if check is not None:

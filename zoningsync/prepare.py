@@ -13,7 +13,7 @@ import shapely
 
 from zoningsync.chunks import canonical_json, chunks_of, row_hash_of_json
 from zoningsync.crs import ToLonLat, UnknownCrs, to_lonlat
-from zoningsync.geometry import GeometryRejected, Shape, build_multipolygons, read_shape
+from zoningsync.geometry import GeometryRejected, Shape, build_multipolygons, read_shapes
 from zoningsync.records import (
     WGS84,
     CrsSpec,
@@ -46,19 +46,23 @@ def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:
             Rejected(record.source_key, record.oid, reason, detail, record.raw))
 
     transform, crs_problem = _page_transform(page)
-    shapes: list[Shape] = []
-    owners: list[SourceRecord] = []
+    readable: list[SourceRecord] = []
     for record in page.records:
         if not record.source_key:
             reject(record, QuarantineReason.MISSING_KEY, "the record has no value in its key field")
         elif crs_problem:
             reject(record, QuarantineReason.UNKNOWN_CRS, crs_problem)
         else:
-            try:
-                shapes.append(read_shape(record.geometry, page.geometry_format))
-                owners.append(record)
-            except GeometryRejected as exc:
-                reject(record, exc.reason, exc.detail)
+            readable.append(record)
+    shapes: list[Shape] = []
+    owners: list[SourceRecord] = []
+    read = read_shapes([record.geometry for record in readable], page.geometry_format)
+    for record, shape in zip(readable, read, strict=True):
+        if isinstance(shape, GeometryRejected):
+            reject(record, shape.reason, shape.detail)
+        else:
+            shapes.append(shape)
+            owners.append(record)
     if not shapes:
         return prepared
 

@@ -75,15 +75,15 @@ class SourceRecord:
 
     `fields` holds the canonical columns (text or None); `attrs` every other upstream
     field, JSON-ready (dates as ISO-8601 UTC strings). `geometry` is the raw upstream
-    geometry in the page's `geometry_format`; `raw` is the record as received, kept
-    for quarantine.
+    geometry in the page's `geometry_format`, decoded or as its JSON text; `raw` is
+    the record as received, kept for quarantine.
     """
 
     oid: int | None
     source_key: str | None
     fields: dict[str, str | None]
     attrs: dict[str, Any]
-    geometry: Mapping[str, Any] | None
+    geometry: Mapping[str, Any] | RawJson | None
     raw: Mapping[str, Any]
     edited_at: datetime | None = None
 
@@ -124,6 +124,12 @@ class FetchedPage:
     def read(self) -> Page:
         return Page(self.page_id, self.read_records(self.features), self.crs,
                     self.geometry_format)
+
+
+class RawJson(bytes):
+    """The JSON text of one upstream value, decoded where it is used (a geometry)."""
+
+    __slots__ = ()
 
 
 class JsonText(bytes):

@@ -17,7 +17,7 @@ import orjson
 
 from zoningsync.config import FeedConfig
 from zoningsync.http import FetchStats
-from zoningsync.records import PreparedPage, Rejected
+from zoningsync.records import PreparedPage, RawJson, Rejected
 from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
 
@@ -52,7 +52,12 @@ class StatsDelta:
 
 def _raw_json(raw: Any) -> Any:
     """Quarantine keeps the record as received; make sure it is JSON-encodable."""
-    return orjson.loads(orjson.dumps(raw, default=str, option=orjson.OPT_NON_STR_KEYS))
+    return orjson.loads(orjson.dumps(raw, default=_json_ready, option=orjson.OPT_NON_STR_KEYS))
+
+
+def _json_ready(value: Any) -> Any:
+    """A geometry still in its JSON text goes in as that JSON; anything else as text."""
+    return orjson.Fragment(bytes(value)) if isinstance(value, RawJson) else str(value)
 
 
 def quarantine_records(feed_id: str, run_id: int, rejected: Iterable[Rejected]

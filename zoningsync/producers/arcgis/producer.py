@@ -11,17 +11,19 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
+import orjson
 import structlog
 
 from zoningsync.config import FeedConfig
 from zoningsync.errors import SourceConfigError, UpstreamRefused
 from zoningsync.http import Fetcher, FetchStats, HostLimits, RetryPolicy
 from zoningsync.producers.arcgis.answers import answer_check
+from zoningsync.producers.arcgis.decode import decode_features
 from zoningsync.producers.arcgis.fields import FieldMap
 from zoningsync.producers.arcgis.layer import LayerInfo, parse_layer
 from zoningsync.producers.arcgis.paging import Fetched, PageSize, PlanReader
@@ -76,17 +78,19 @@ class ArcgisProducer:
                 f"variable {self.feed.token_env} is not set; export the ArcGIS token there")
         return {"token": token}
 
-    async def _call(self, url: str, params: Mapping[str, str], expect: str) -> Any:
+    async def _call(self, url: str, params: Mapping[str, str], expect: str,
+                    decode: Callable[[bytes], Any] = orjson.loads) -> Any:
         full = {"f": "json", **params, **self._token()}
         check = answer_check(expect, self.feed.token_env)
         if len(url) + 1 + len(urlencode(full)) > MAX_GET_URL:
             return await self.fetcher.post_json(url, full, retry=self.retry, stats=self.stats,
-                                                check=check)
+                                                check=check, decode=decode)
         return await self.fetcher.get_json(url, full, retry=self.retry, stats=self.stats,
-                                           check=check)
+                                           check=check, decode=decode)
 
     async def _query(self, params: Mapping[str, str]) -> Mapping[str, Any]:
-        answer: Mapping[str, Any] = await self._call(self.query_url, params, "features")
+        answer: Mapping[str, Any] = await self._call(self.query_url, params, "features",
+                                                     decode_features)
         return answer
 
     # -- the layer ------------------------------------------------------------------
