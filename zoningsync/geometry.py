@@ -74,12 +74,15 @@ class Shape:
     parts: list[int] | None = None
 
 
+Problem = tuple[QuarantineReason, str]  # why a shape cannot be stored, and a detail
+
+
 @dataclass(slots=True)
 class Built:
     """A page of shapes after the stage: one MultiPolygon or one problem per shape."""
 
     geoms: ObjectArray
-    problems: dict[int, tuple[QuarantineReason, str]] = field(default_factory=dict)
+    problems: dict[int, Problem] = field(default_factory=dict)
     repaired: BoolArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
@@ -87,16 +90,18 @@ class Built:
 
 
 def read_shapes(geometries: Sequence[Mapping[str, Any] | RawJson | None],
-                geometry_format: str) -> list[Shape | GeometryRejected]:
+                geometry_format: str) -> list[Shape | Problem]:
     """`read_shape` for a page: Esri rings still in their JSON text are read at once.
 
-    Each geometry becomes its Shape or the GeometryRejected that says why not.
+    Each geometry becomes its Shape or the reason and detail of its rejection
+    (not the exception: its traceback would hold this frame, the page's rings
+    with it, in a cycle that the relaxed collector leaves for long).
     """
     texts = [g if type(g) is RawJson and geometry_format == "esrijson" else b""
              for g in geometries]
     packed = (packed_esri_rings(texts) if any(texts)
               else list[list[FloatArray] | None]([None] * len(texts)))
-    shapes: list[Shape | GeometryRejected] = []
+    shapes: list[Shape | Problem] = []
     for geometry, rings in zip(geometries, packed, strict=True):
         if rings is not None:
             shapes.append(Shape(rings))
@@ -104,7 +109,7 @@ def read_shapes(geometries: Sequence[Mapping[str, Any] | RawJson | None],
         try:
             shapes.append(read_shape(_decoded(geometry), geometry_format))
         except GeometryRejected as exc:
-            shapes.append(exc)
+            shapes.append((exc.reason, exc.detail))
     return shapes
 
 

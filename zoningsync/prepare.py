@@ -13,7 +13,7 @@ import shapely
 
 from zoningsync.chunks import canonical_json, chunks_of, row_hash_of_json
 from zoningsync.crs import ToLonLat, UnknownCrs, to_lonlat
-from zoningsync.geometry import GeometryRejected, Shape, build_multipolygons, read_shapes
+from zoningsync.geometry import Shape, build_multipolygons, read_shapes
 from zoningsync.records import (
     WGS84,
     CrsSpec,
@@ -58,11 +58,11 @@ def prepare_page(page: Page, *, h3_resolution: int) -> PreparedPage:
     owners: list[SourceRecord] = []
     read = read_shapes([record.geometry for record in readable], page.geometry_format)
     for record, shape in zip(readable, read, strict=True):
-        if isinstance(shape, GeometryRejected):
-            reject(record, shape.reason, shape.detail)
-        else:
+        if isinstance(shape, Shape):
             shapes.append(shape)
             owners.append(record)
+        else:
+            reject(record, *shape)
     if not shapes:
         return prepared
 
