@@ -1,11 +1,13 @@
 """Upstream polygons to valid lon/lat MultiPolygons on a 1e-7 degree grid, a page at a time.
 
-Runs in the thread pool: it imports neither asyncpg nor aiohttp. `read_shape`
-checks one record's geometry and lists its rings; `build_multipolygons` then
-handles a whole page's rings as one coordinate array: closing, degenerate rings,
-orientation, reprojection, range check and grid snapping are numpy operations, and
-geometries are built, checked and repaired with vectorized shapely calls. Python
-loops run per record or per ring, never per coordinate, except to densify curves.
+Runs in the thread pool: it imports neither asyncpg nor aiohttp. `read_shapes`
+lists the rings of a page's geometries: Esri rings still in their JSON text all
+at once (`packed_esri_rings`), any other geometry one by one (`read_shape`, which
+also checks it). `build_multipolygons` then handles a whole page's rings as one
+coordinate array: closing, degenerate rings, orientation, reprojection, range
+check and grid snapping are numpy operations, and geometries are built, checked
+and repaired with vectorized shapely calls. Python loops run per record or per
+ring, never per coordinate, except to densify curves and read decoded JSON.
 
 Esri rings carry no structure: outer rings are clockwise, holes counter-clockwise.
 A hole goes into the smallest outer ring that covers it; a ring that lies in no
@@ -99,8 +101,8 @@ def read_shapes(geometries: Sequence[Mapping[str, Any] | RawJson | None],
     """
     texts = [g if type(g) is RawJson and geometry_format == "esrijson" else b""
              for g in geometries]
-    packed = (packed_esri_rings(texts) if any(texts)
-              else list[list[FloatArray] | None]([None] * len(texts)))
+    packed: list[list[FloatArray] | None] = (
+        packed_esri_rings(texts) if any(texts) else [None] * len(texts))
     shapes: list[Shape | Problem] = []
     for geometry, rings in zip(geometries, packed, strict=True):
         if rings is not None:

@@ -173,8 +173,8 @@ class Fetcher:
         """`decode_executor` decodes the big JSON answers (None: the loop's default).
 
         The sync command passes its prepare pool, so that a run's CPU work shares
-        two threads: on the default executor, a 100k first load had four more
-        threads trading the GIL and ran 3-4% slower.
+        two threads: on the default executor, a 100k first load had up to four
+        more threads trading the GIL and ran 1-4% slower (interleaved pairs).
         """
         self.decode_executor = decode_executor
         self.user_agent = user_agent or (
