@@ -281,18 +281,16 @@ def packed_esri_rings(texts: Sequence[bytes]) -> list[list[FloatArray] | None]:
     candidates = [i for i, text in enumerate(texts)
                   if text.startswith(b'{"rings":[[[') and text.endswith(b"]]]}")]
     bodies = [texts[i][len(_RINGS_HEAD):-1] for i in candidates]
-    plain = _plain(bodies)
-    kept = list(itertools.compress(bodies, plain))
-    if not kept:
+    plain, text, skeleton = _plain_bodies(bodies)
+    if not any(plain):
         return found
-    text = b"|".join(kept) + b"|"
     try:
         numbers = orjson.loads(b"[" + text[:-1].replace(b"|", b",").translate(None, b"[]")
                                + b"]")
         coords = np.array(numbers, dtype=np.float64)
     except (orjson.JSONDecodeError, TypeError, ValueError):
         return _one_by_one(texts)
-    marks = np.frombuffer(text.translate(None, _NUMBERS_AND_BLANKS), dtype=np.uint8)
+    marks = np.frombuffer(skeleton, dtype=np.uint8)
     commas, closes = marks == _COMMA, marks == _CLOSE
     points = np.flatnonzero(commas[1:] & (marks[:-1] == _OPEN)) + 1  # the comma of [,]
     ring_ends = np.flatnonzero(closes[2:] & closes[1:-1] & commas[:-2]) + 2  # ,]]
@@ -320,15 +318,19 @@ def _one_by_one(texts: Sequence[bytes]) -> list[list[FloatArray] | None]:
     return [packed_esri_rings([text])[0] for text in texts]
 
 
-def _plain(bodies: Sequence[bytes]) -> list[bool]:
-    """Which rings arrays hold only numbers in a plain skeleton; a page at once if all do."""
+def _plain_bodies(bodies: Sequence[bytes]) -> tuple[list[bool], bytes, bytes]:
+    """Which rings arrays hold only numbers in a plain skeleton, the plain ones each
+    followed by "|", and their skeleton. The page is checked at once if all are plain.
+    """
     text = b"|".join(bodies) + b"|"
-    if (not text.translate(None, _RING_TEXT + b"|")
-            and _SKELETONS.fullmatch(text.translate(None, _NUMBERS_AND_BLANKS))):
-        return [True] * len(bodies)
-    return [not body.translate(None, _RING_TEXT)
-            and _ONE_SKELETON.fullmatch(body.translate(None, _NUMBERS_AND_BLANKS)) is not None
-            for body in bodies]
+    skeleton = text.translate(None, _NUMBERS_AND_BLANKS)
+    if not text.translate(None, _RING_TEXT + b"|") and _SKELETONS.fullmatch(skeleton):
+        return [True] * len(bodies), text, skeleton
+    plain = [not body.translate(None, _RING_TEXT)
+             and _ONE_SKELETON.fullmatch(body.translate(None, _NUMBERS_AND_BLANKS)) is not None
+             for body in bodies]
+    text = b"|".join(itertools.compress(bodies, plain)) + b"|"
+    return plain, text, text.translate(None, _NUMBERS_AND_BLANKS)
 
 
 # -- a page of shapes -----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """One page through the geometry stage: keys, CRS, geometry, chunk, hash.
 
 The pipeline runs `prepare_fetched` in its thread pool (this module imports
-neither asyncpg nor aiohttp). Every record leaves as a ReadyRow or as a Rejected with a
-reason and a detail, never as an exception: one bad record must not cost its page.
+neither asyncpg nor aiohttp). Every record leaves as a ReadyRow or as a Rejected
+with a reason and a detail, never as an exception: one bad record must not cost
+its page.
 """
 
 from __future__ import annotations
