@@ -1,0 +1,1 @@
+"""Rezoning cases: the case model and how cases are read from HTML, PDF and Legistar."""
