@@ -37,7 +37,6 @@ class DocumentQuarantine(StrEnum):
     TOO_LARGE = "too_large"
     NOT_PDF = "not_pdf"
     NO_MATCH = "no_match"
-    TIMEOUT = "timeout"
 
 
 # The canonical fields of a case; anything else a source yields goes to `attrs`.
