@@ -16,6 +16,7 @@ from rich.table import Table
 from zoningsync.config import FeedConfig, load_sources, select_feeds
 from zoningsync.errors import ZoningsyncError
 from zoningsync.observability import LoopLagProbe
+from zoningsync.redact import redact
 from zoningsync.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -104,7 +105,10 @@ def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
     from zoningsync.cli import emit_json, run_async, settings_of
 
     settings = settings_of(ctx)
-    feeds = select_feeds(load_sources(sources_dir or settings.sources), target)
+    sources = load_sources(sources_dir or settings.sources)
+    feeds = select_feeds(sources, target)
+    for error in sources.errors:
+        log.warning("source file skipped", file=str(error.file), error=redact(error.summary))
     results = run_async(sync_feeds(settings, feeds, full=full))
     if as_json:
         emit_json(results)
