@@ -184,3 +184,15 @@ async def test_kill_9_mid_run_then_rerun_gives_the_clean_result(
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {clean_name} WITH (FORCE)")
         await admin.close()
+
+
+@pytest.mark.parametrize("args", [("runs", "--limit", "-1"),
+                                  ("quarantine", "list", "--limit", "99999999999999999999"),
+                                  ("demo", "--parcels", "0")])
+async def test_an_out_of_range_count_is_a_usage_error_before_any_work(args: tuple[str, ...]
+                                                                      ) -> None:
+    code, out, err = await zoningsync("postgresql://nobody@127.0.0.1:9/none", *args)
+    assert code == 2
+    assert out == ""
+    assert "is not in the range" in err
+    assert "Traceback" not in err
