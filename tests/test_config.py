@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,10 @@ def test_an_oversized_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
     path = write(tmp_path, VALID + "#" * 1_000_001)
     with pytest.raises(SourceConfigError, match="a source file is at most 1000000 bytes"):
         load_source_file(path)
+
+
+def test_a_fifo_named_like_a_source_file_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.toml")
+    [error] = load_sources(tmp_path).errors
+    assert error.summary == (
+        f"{tmp_path / 'pipe.toml'}: not a regular file; make it a plain TOML file")

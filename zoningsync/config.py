@@ -384,6 +384,9 @@ def read_source_file(path: Path) -> Jurisdiction | SourceError:
 
 def _read_toml(path: Path, problems: list[str]) -> dict[str, Any] | None:
     try:
+        if not path.is_file():  # a FIFO or a device would block or never end
+            problems.append(f"{path}: not a regular file; make it a plain TOML file")
+            return None
         if (size := path.stat().st_size) > MAX_FILE_BYTES:
             problems.append(f"{path}: {size} bytes; a source file is at most "
                             f"{MAX_FILE_BYTES} bytes, split it or trim it")
