@@ -302,9 +302,15 @@ class TableReader:
         return url
 
     def get_list(self, key: str) -> list[Any]:
+        """A required array (of tables, for `[[feeds]]`)."""
         return list(self.get(key, list, "a list", None) or [])
 
     def reject_unknown(self, allowed_extra: tuple[str, ...] = ()) -> None:
+        """Record every key nobody read: a typo must not become a silent default.
+
+        `allowed_extra` names keys another module reads from the same table (a feed
+        kind's own options), so the two readers can share one feed table.
+        """
         valid = ", ".join(sorted(self.used | set(allowed_extra)))
         for unknown in sorted(set(self.table) - self.used - set(allowed_extra)):
             self.problem(echo(unknown), f"unknown key; valid keys here are: {valid}")
