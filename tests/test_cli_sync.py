@@ -73,6 +73,49 @@ async def test_an_unknown_jurisdiction_exits_two_with_one_line(db_url: str, tmp_
         "zoningsync: error: unknown jurisdiction 'durham'; known jurisdictions: test-county"]
 
 
+BROKEN_DURHAM = """
+[jurisdiction]
+id = "durham"
+
+[[feeds]]
+id = "parcels"
+kind = "parcels"
+type = "arcgis"
+url = "https://gis.example.gov/arcgis/rest/services/P/FeatureServer/0"
+key = "PIN"
+rate_limit = { requests_per_second = nan }
+"""
+
+
+async def test_a_good_target_syncs_beside_a_broken_file(db_url: str, tmp_path: Path,
+                                                        portal: RunningPortal) -> None:
+    feed_config(tmp_path, portal.layer_url(0))
+    broken = tmp_path / "sources" / "durham.toml"
+    broken.write_text(BROKEN_DURHAM)
+    code, out, err = await zoningsync(db_url, "sync", "test-county/parcels", "--sources",
+                                      str(tmp_path / "sources"), "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["status"] == "succeeded"
+    warnings = [json.loads(line) for line in err.strip().splitlines()]
+    [skipped] = [w for w in warnings if w.get("event") == "source file skipped"]
+    assert skipped["file"] == str(broken)
+    assert "rate_limit.requests_per_second" in skipped["error"]
+
+
+async def test_a_target_only_a_broken_file_defines_exits_two_with_its_error(
+        db_url: str, tmp_path: Path, portal: RunningPortal) -> None:
+    feed_config(tmp_path, portal.layer_url(0))
+    broken = tmp_path / "sources" / "durham.toml"
+    broken.write_text(BROKEN_DURHAM)
+    code, out, err = await zoningsync(db_url, "sync", "durham", "--sources",
+                                      str(tmp_path / "sources"))
+    assert code == 2
+    assert out == ""
+    assert err.strip().splitlines() == [
+        f"zoningsync: error: {broken}: feeds.parcels.rate_limit.requests_per_second: nan is "
+        "not a finite number; use a number greater than 0 and at most 1000"]
+
+
 async def test_an_unreachable_server_fails_the_run_with_exit_one(db_url: str,
                                                                  tmp_path: Path) -> None:
     feed_config(tmp_path, "http://127.0.0.1:9/arcgis/rest/services/X/FeatureServer/0",
@@ -141,3 +184,15 @@ async def test_kill_9_mid_run_then_rerun_gives_the_clean_result(
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {clean_name} WITH (FORCE)")
         await admin.close()
+
+
+@pytest.mark.parametrize("args", [("runs", "--limit", "-1"),
+                                  ("quarantine", "list", "--limit", "99999999999999999999"),
+                                  ("demo", "--parcels", "0")])
+async def test_an_out_of_range_count_is_a_usage_error_before_any_work(args: tuple[str, ...]
+                                                                      ) -> None:
+    code, out, err = await zoningsync("postgresql://nobody@127.0.0.1:9/none", *args)
+    assert code == 2
+    assert out == ""
+    assert "is not in the range" in err
+    assert "Traceback" not in err

@@ -87,3 +87,45 @@ def test_a_user_keeps_state_in_the_xdg_data_dir(tmp_path: Path,
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert load_settings().state_dir == tmp_path / "zoningsync"
+
+
+@pytest.mark.parametrize("url", ["postgresql://db:99999/zs", "postgresql://db:0/zs",
+                                 "postgresql://[::1/zs", "postgresql://db/zs name"])
+def test_a_database_url_with_a_bad_host_or_port_is_refused_at_load(url: str) -> None:
+    with pytest.raises(SettingsError, match=r"--database-url: database_url .* not a libpq URL"):
+        load_settings({"database_url": url})
+
+
+def test_a_multi_host_libpq_url_is_accepted() -> None:
+    url = "postgresql://zs@db1:5432,db2:5433/zs"
+    assert load_settings({"database_url": url}).database_url == url
+
+
+def test_a_nul_byte_in_a_settings_file_path_is_refused_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "zoningsync.toml"
+    config.write_text('state_dir = "/srv/zs\\u0000x"\n')
+    with pytest.raises(SettingsError,
+                       match=r"zoningsync.toml: state_dir: the value is not one line"):
+        load_settings(config_file=str(config))
+
+
+def test_an_absurdly_long_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZONINGSYNC_SOURCES", "/s" * 3000)
+    with pytest.raises(SettingsError, match=r"ZONINGSYNC_SOURCES: the value is too long"):
+        load_settings()
+
+
+@pytest.mark.parametrize("user", ["--help", "Root User", "a" * 33, "-o"])
+def test_a_cluster_user_that_is_no_user_name_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                         user: str) -> None:
+    monkeypatch.setenv("ZONINGSYNC_CLUSTER_USER", user)
+    with pytest.raises(SettingsError, match="ZONINGSYNC_CLUSTER_USER: cluster_user"):
+        load_settings()
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe", b"state_dir = " + b"[" * 5000 + b"]" * 5000])
+def test_an_unreadable_settings_file_is_one_error(tmp_path: Path, content: bytes) -> None:
+    config = tmp_path / "zoningsync.toml"
+    config.write_bytes(content)
+    with pytest.raises(SettingsError, match=r"zoningsync.toml: not a readable TOML text"):
+        load_settings(config_file=str(config))

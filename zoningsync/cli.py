@@ -19,6 +19,7 @@ import orjson
 from zoningsync import __version__
 from zoningsync.commands.db import db
 from zoningsync.commands.demo import demo
+from zoningsync.commands.sources import sources
 from zoningsync.commands.sync import quarantine, runs, sync
 from zoningsync.errors import ZoningsyncError
 from zoningsync.gc_policy import tune_for_bulk_parsing
@@ -71,6 +72,7 @@ cli.add_command(demo)
 cli.add_command(sync)
 cli.add_command(runs)
 cli.add_command(quarantine)
+cli.add_command(sources)
 
 
 @cli.command()

@@ -1,30 +1,59 @@
 """Load and validate jurisdiction source files (`sources/*.toml`).
 
 A source file describes one jurisdiction and its feeds. Everything is checked at
-load time: an unknown key, a wrong type or an impossible value raises
-`SourceConfigError` naming the file, the key and the fix, so a typo never turns
-into a silent default at 3 a.m.
+load time: an unknown key, a wrong type, a number out of its range or a URL that
+would leak a secret is refused with a message naming the file, the key and the
+fix, so a typo never turns into a silent default (or a traceback) at 3 a.m.
+
+A file is read in one pass that records every problem in it, and a broken file
+costs only its own jurisdiction: `load_sources` returns the jurisdictions that
+loaded beside the errors of the files that did not, so one bad file never stops
+the sync of every other county.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from zoningsync.errors import SourceConfigError
 from zoningsync.records import CANONICAL_FIELDS, Kind
+from zoningsync.redact import redact
 
 SOURCE_TYPES = ("arcgis",)
 INCREMENTAL_MODES = ("auto", "on", "off")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-EVERY_PATTERN = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+EVERY_PATTERN = re.compile(r"^every\s+([0-9]{1,9})\s*(s|m|h|d)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+CRON_NUMBER = re.compile(r"^[0-9]{1,2}$")
+
+# Bounds on what a source file may hold: generous for any real county, small
+# enough that no value can exhaust memory, overflow arithmetic or flood a log.
+MAX_FILE_BYTES = 1_000_000
+MAX_ID_CHARS = 64
+MAX_NAME_CHARS = 200
+MAX_TEXT_CHARS = 200
+MAX_URL_CHARS = 2048
+MAX_WHERE_CHARS = 8192
+MAX_FIELD_CHARS = 128
+MAX_KEY_FIELDS = 8
+MAX_FEEDS = 100
+MAX_SCHEDULE_CHARS = 100
+MIN_INTERVAL_S = 60
+MAX_INTERVAL_S = 366 * 86400
+# A value echoed in a message is cut to this many characters.
+MAX_ECHO_CHARS = 60
+MAX_ECHO_URL_CHARS = 200
+# Control characters break log lines and terminals; tabs and newlines are layout.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 Incremental = Literal["auto", "on", "off"]
 
@@ -83,52 +112,219 @@ class Jurisdiction:
     source_file: Path
 
 
-class _Reader:
-    """Reads typed values out of one TOML table, naming file and key on error."""
+@dataclass(frozen=True)
+class SourceError:
+    """A source file that did not load, the jurisdiction it meant, and all its problems.
 
-    def __init__(self, path: Path, table: Mapping[str, Any], prefix: str) -> None:
+    `jurisdiction` is the file's `jurisdiction.id` when the TOML parses that far,
+    else the file's stem, so `sync` can tell a user asking for it why it is missing.
+    """
+
+    file: Path
+    jurisdiction: str
+    messages: tuple[str, ...]
+
+    @property
+    def summary(self) -> str:
+        """One line: the first problem, and how many more the file has."""
+        more = len(self.messages) - 1
+        if not more:
+            return self.messages[0]
+        return (f"{self.messages[0]} (and {more} more problem{'s' if more > 1 else ''} "
+                "in this file: run `zoningsync sources check`)")
+
+
+@dataclass(frozen=True)
+class SourceSet:
+    """What a sources directory holds: the jurisdictions that loaded, the files that did not."""
+
+    directory: Path
+    jurisdictions: tuple[Jurisdiction, ...]
+    errors: tuple[SourceError, ...]
+
+
+def echo(value: object, limit: int = MAX_ECHO_CHARS) -> str:
+    """A value as a message may quote it: redacted, on one line, at most `limit` long."""
+    text = redact(repr(value) if not isinstance(value, str) else value)
+    text = _CONTROL.sub("?", text).replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _range_text(low: float, high: float, low_open: bool) -> str:
+    return (f"greater than {low:g} and at most {high:g}" if low_open
+            else f"from {low:g} to {high:g}")
+
+
+class TableReader:
+    """Reads typed, bounded values out of one TOML table and records every problem.
+
+    A reader does not raise on a bad value: it records the problem (file, key and
+    fix in one line) in `problems`, shared with the readers of nested tables, and
+    returns the default, or a placeholder when the key is required (default
+    None). One pass over a file so finds every mistake in it; whoever builds a
+    config from a reader must refuse it when `problems` is not empty, so a
+    placeholder never reaches a config. Other option modules (the case feeds')
+    read their tables with it, so every number and URL is bounded the same way.
+    """
+
+    def __init__(self, path: Path, table: Mapping[str, Any], prefix: str = "",
+                 problems: list[str] | None = None) -> None:
         self.path = path
         self.table = table
         self.prefix = prefix
+        self.problems: list[str] = [] if problems is None else problems
         self.used: set[str] = set()
 
-    def fail(self, key: str, problem: str) -> SourceConfigError:
-        return SourceConfigError(f"{self.path}: {self.prefix}{key}: {problem}")
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(redact(f"{self.path}: {self.prefix}{key}: {text}"))
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    def sub(self, key: str) -> TableReader:
+        """A reader of the nested table `key` (empty when absent), sharing the problems."""
+        table = self.get(key, dict, "a table", {})
+        return TableReader(self.path, table, f"{self.prefix}{key}.", self.problems)
+
+    def get(self, key: str, kinds: type | tuple[type, ...], what: str, default: Any) -> Any:
+        """The raw value of `key` if it has one of `kinds` (described by `what`).
+
+        Absent, or of another type: `default`, with the problem recorded when the
+        value is wrong or when it is missing and required (default None).
+        """
         self.used.add(key)
         if key not in self.table:
-            if default is ...:
-                raise self.fail(key, "is required")
+            if default is None:
+                self.problem(key, "is required")
             return default
         value = self.table[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            raise self.fail(key, f"must be {_type_names(kinds)}, not true/false")
+        if isinstance(value, bool) and kinds is not bool:
+            self.problem(key, f"must be {what}, not true/false")
+            return default
         if not isinstance(value, kinds):
-            raise self.fail(key, f"must be {_type_names(kinds)}, got {value!r}")
+            self.problem(key, f"must be {what}, got {echo(value)}")
+            return default
         return value
 
+    def get_int(self, key: str, low: int, high: int, default: int | None = None) -> int:
+        """An integer in [low, high]; true/false, floats and out-of-range values refused."""
+        fallback = low if default is None else default
+        value = self.get(key, int, f"an integer from {low} to {high}", default)
+        if value is None:
+            return fallback
+        if not low <= value <= high:
+            self.problem(key, f"{echo(value)} is out of range; use an integer from "
+                              f"{low} to {high}")
+            return fallback
+        return int(value)
+
+    def get_float(self, key: str, low: float, high: float, default: float | None = None,
+                  *, low_open: bool = False) -> float:
+        """A finite number in [low, high] (or (low, high]); nan, inf and bools refused."""
+        fallback = high if default is None else default
+        allowed = _range_text(low, high, low_open)
+        value = self.get(key, (int, float), f"a number {allowed}", default)
+        if value is None:
+            return fallback
+        if isinstance(value, float) and not math.isfinite(value):
+            self.problem(key, f"{echo(value)} is not a finite number; use a number {allowed}")
+            return fallback
+        # Compared before float(): an integer beyond 1e308 has no float to become.
+        if value < low or value > high or (low_open and value == low):
+            self.problem(key, f"{echo(value)} is out of range; use a number {allowed}")
+            return fallback
+        return float(value)
+
+    def get_str(self, key: str, default: str | None = None, *,
+                max_chars: int = MAX_TEXT_CHARS) -> str:
+        """A string of at most `max_chars` without control characters."""
+        value = self.get(key, str, "a string", default)
+        if value is None:
+            return ""
+        if len(value) > max_chars:
+            self.problem(key, f"is {len(value)} characters long; at most {max_chars} "
+                              "are allowed")
+            return default or ""
+        if _CONTROL.search(value):
+            self.problem(key, "contains control characters; remove them")
+            return default or ""
+        return str(value)
+
+    def get_choice(self, key: str, choices: tuple[str, ...], default: str | None = None
+                   ) -> str:
+        """One of `choices`; the first is the placeholder after a problem."""
+        known = len(self.problems)
+        value = self.get_str(key, default)
+        if value in choices:
+            return value
+        if len(self.problems) == known:
+            self.problem(key, f"'{echo(value)}' is not one of {', '.join(choices)}")
+        return default or choices[0]
+
+    def get_id(self, key: str) -> str:
+        """A required id: lowercase letters, digits, '-' and '_', at most 64 characters."""
+        value = self.get_str(key, max_chars=MAX_ID_CHARS)
+        if value and not ID_PATTERN.match(value):
+            self.problem(key, f"'{echo(value)}' must be lowercase letters, digits, '-' or '_'")
+        return value
+
+    def get_url(self, key: str) -> str:
+        """A required http(s) URL without credentials, query string or fragment.
+
+        Those three are where secrets hide (`?token=`, `user:password@`); a URL in a
+        source file is stored in the database and shown in logs, so the secret goes
+        into the environment variable that `token_env` names instead.
+        """
+        url = self.get_str(key, max_chars=MAX_URL_CHARS)
+        if not url:
+            return url
+        try:
+            parts = urlsplit(url)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = urlsplit(""), False
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            shown = echo(url.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1],
+                         MAX_ECHO_URL_CHARS)
+            self.problem(key, f"'{shown}' must be an http(s) URL of the layer, like "
+                              "https://host/arcgis/rest/services/Name/FeatureServer/0")
+            return url
+        carried = [what for what, present in (
+            ("a user name or password", "@" in parts.netloc),
+            ("a query string", "?" in url),
+            ("a fragment", "#" in url),
+        ) if present]
+        if re.search(r"\s", url):
+            carried.append("spaces")
+        if carried:
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            shown = echo(f"{parts.scheme}://{host}{parts.path}", MAX_ECHO_URL_CHARS)
+            self.problem(key, f"'{shown}' must not carry {' or '.join(carried)}; give the "
+                              "layer's plain URL, and put an access token in an environment "
+                              "variable named by token_env")
+        return url
+
+    def get_list(self, key: str) -> list[Any]:
+        """A required array (of tables, for `[[feeds]]`)."""
+        return list(self.get(key, list, "a list", None) or [])
+
     def reject_unknown(self, allowed_extra: tuple[str, ...] = ()) -> None:
-        unknown = sorted(set(self.table) - self.used - set(allowed_extra))
-        if unknown:
-            valid = ", ".join(sorted(self.used | set(allowed_extra)))
-            raise self.fail(unknown[0], f"unknown key; valid keys here are: {valid}")
+        """Record every key nobody read: a typo must not become a silent default.
 
-
-def _type_names(kinds: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", list: "a list",
-             dict: "a table", bool: "true or false"}
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
+        `allowed_extra` names keys another module reads from the same table (a feed
+        kind's own options), so the two readers can share one feed table.
+        """
+        valid = ", ".join(sorted(self.used | set(allowed_extra)))
+        for unknown in sorted(set(self.table) - self.used - set(allowed_extra)):
+            self.problem(echo(unknown), f"unknown key; valid keys here are: {valid}")
 
 
 def parse_schedule(text: str) -> Schedule:
     """Accept `every <n><s|m|h|d>` or a five-field cron expression; raise ValueError."""
     stripped = text.strip()
+    if len(stripped) > MAX_SCHEDULE_CHARS:
+        raise ValueError(f"a schedule is at most {MAX_SCHEDULE_CHARS} characters")
     if match := EVERY_PATTERN.match(stripped):
         seconds = int(match.group(1)) * UNIT_SECONDS[match.group(2)]
-        if seconds < 60:
-            raise ValueError("an interval must be at least 1 minute")
+        if not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
+            raise ValueError("an interval must lie between 1 minute and 366 days")
         return Schedule(stripped, seconds)
     fields = stripped.split()
     if len(fields) != 5:
@@ -141,130 +337,112 @@ def parse_schedule(text: str) -> Schedule:
 def _check_cron_field(value: str, low: int, high: int) -> None:
     for part in value.split(","):
         base, _, step = part.partition("/")
-        if step and (not step.isdigit() or int(step) == 0):
-            raise ValueError(f"bad step in cron field '{value}'")
+        if step and (not CRON_NUMBER.match(step) or not 1 <= int(step) <= high):
+            raise ValueError(f"bad step in cron field '{value}' (use 1 to {high})")
         if base == "*":
             continue
         bounds = base.split("-")
-        if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
+        if len(bounds) > 2 or not all(CRON_NUMBER.match(b) for b in bounds):
             raise ValueError(f"bad cron field '{value}'")
         numbers = [int(b) for b in bounds]
         if any(n < low or n > high for n in numbers) or numbers != sorted(numbers):
             raise ValueError(f"cron field '{value}' must lie in {low}-{high}")
 
 
-def load_source_file(path: Path) -> Jurisdiction:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise SourceConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
-    except OSError as exc:
-        raise SourceConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+def read_source_file(path: Path) -> Jurisdiction | SourceError:
+    """One file's jurisdiction, or every problem that keeps it from loading."""
+    problems: list[str] = []
+    data = _read_toml(path, problems)
+    meant = path.stem
+    if data is None:
+        return SourceError(path, meant, tuple(problems))
 
-    top = _Reader(path, data, "")
-    jur_table = top.get("jurisdiction", dict)
-    feeds_raw = top.get("feeds", list)
-    top.reject_unknown()
-
-    jur = _Reader(path, jur_table, "jurisdiction.")
-    jid = jur.get("id", str)
-    if not ID_PATTERN.match(jid):
-        raise jur.fail("id", f"'{jid}' must be lowercase letters, digits, '-' or '_'")
-    name = jur.get("name", str, jid)
+    top = TableReader(path, data, "", problems)
+    jur = top.sub("jurisdiction")
+    if isinstance(jur.table.get("id"), str):
+        meant = jur.table["id"]
+    jid = jur.get_id("id")
+    name = jur.get_str("name", jid, max_chars=MAX_NAME_CHARS)
     jur.reject_unknown()
-    if not feeds_raw:
-        raise top.fail("feeds", "needs at least one [[feeds]] table")
+
+    feeds_raw = top.get_list("feeds")
+    top.reject_unknown()
+    if "feeds" in data and not feeds_raw and isinstance(data["feeds"], list):
+        top.problem("feeds", "needs at least one [[feeds]] table")
+    if len(feeds_raw) > MAX_FEEDS:
+        top.problem("feeds", f"{len(feeds_raw)} feeds; a jurisdiction has at most {MAX_FEEDS}")
+        feeds_raw = feeds_raw[:MAX_FEEDS]
 
     feeds: list[FeedConfig] = []
     for index, table in enumerate(feeds_raw):
         if not isinstance(table, dict):
-            raise top.fail(f"feeds[{index}]", "must be a [[feeds]] table")
-        feeds.append(_load_feed(path, jid, name, index, table))
+            top.problem(f"feeds[{index}]", "must be a [[feeds]] table")
+            continue
+        feeds.append(_read_feed(TableReader(path, table, f"feeds[{index}].", problems),
+                                jid, name))
     ids = [f.id for f in feeds]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise top.fail("feeds", f"feed id '{dup}' appears twice; feed ids must be unique")
+    for dup in sorted({i for i in ids if i and ids.count(i) > 1}):
+        top.problem("feeds", f"feed id '{dup}' appears twice; feed ids must be unique")
+    if problems:
+        return SourceError(path, meant, tuple(problems))
     return Jurisdiction(jid, name, tuple(feeds), path)
 
 
-def _load_feed(path: Path, jid: str, jname: str, index: int, table: Mapping[str, Any]
-               ) -> FeedConfig:
-    r = _Reader(path, table, f"feeds[{index}].")
-    fid = r.get("id", str)
-    if not ID_PATTERN.match(fid):
-        raise r.fail("id", f"'{fid}' must be lowercase letters, digits, '-' or '_'")
-    r.prefix = f"feeds.{fid}."
-
-    kind_raw = r.get("kind", str)
+def _read_toml(path: Path, problems: list[str]) -> dict[str, Any] | None:
     try:
-        kind = Kind(kind_raw)
-    except ValueError:
-        raise r.fail("kind", f"'{kind_raw}' is not one of {', '.join(k.value for k in Kind)}"
-                     ) from None
-    source_type = r.get("type", str)
-    if source_type not in SOURCE_TYPES:
-        raise r.fail("type", f"'{source_type}' is not supported; use one of {SOURCE_TYPES}")
-    url = r.get("url", str)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise r.fail("url", f"'{url}' must be an http(s) URL of the layer")
+        if not path.is_file():  # a FIFO or a device would block or never end
+            problems.append(f"{path}: not a regular file; make it a plain TOML file")
+            return None
+        if (size := path.stat().st_size) > MAX_FILE_BYTES:
+            problems.append(f"{path}: {size} bytes; a source file is at most "
+                            f"{MAX_FILE_BYTES} bytes, split it or trim it")
+            return None
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(redact(f"{path}: not valid TOML ({exc}); fix the syntax"))
+    except UnicodeDecodeError:
+        problems.append(f"{path}: not UTF-8 text; save the file as UTF-8")
+    except RecursionError:
+        problems.append(f"{path}: nested too deeply to read; flatten its arrays and tables")
+    except OSError as exc:
+        problems.append(f"{path}: cannot read ({exc.strerror})")
+    return None
 
-    key_raw = r.get("key", (str, list))
-    key = (key_raw,) if isinstance(key_raw, str) else tuple(key_raw)
-    if not key or not all(isinstance(k, str) and k for k in key):
-        raise r.fail("key", "must name one upstream field or a list of them")
 
-    schedule_text = r.get("schedule", str, "every 6h")
+def _read_feed(r: TableReader, jid: str, jname: str) -> FeedConfig:
+    fid = r.get_id("id")
+    if fid and ID_PATTERN.match(fid):
+        r.prefix = f"feeds.{fid}."
+
+    kind = Kind(r.get_choice("kind", tuple(k.value for k in Kind)))
+    source_type = r.get_choice("type", SOURCE_TYPES)
+    url = r.get_url("url")
+    key = _read_key(r)
+
+    schedule_text = r.get_str("schedule", "every 6h", max_chars=MAX_SCHEDULE_CHARS)
     try:
         schedule = parse_schedule(schedule_text)
     except ValueError as exc:
-        raise r.fail("schedule", f"'{schedule_text}': {exc}") from None
+        r.problem("schedule", f"'{echo(schedule_text)}': {exc}")
+        schedule = Schedule(schedule_text, None)
 
-    rate_table = r.get("rate_limit", dict, {})
-    rate = _Reader(path, rate_table, f"feeds.{fid}.rate_limit.")
-    rps = float(rate.get("requests_per_second", (int, float), 2.0))
-    burst = rate.get("burst", int, max(1, int(rps * 2)))
+    rate = r.sub("rate_limit")
+    rps = rate.get_float("requests_per_second", 0, 1000, 2.0, low_open=True)
+    burst = rate.get_int("burst", 1, 10_000, max(1, int(rps * 2)))
     rate.reject_unknown()
-    if rps <= 0:
-        raise rate.fail("requests_per_second", "must be greater than 0")
-    if burst < 1:
-        raise rate.fail("burst", "must be at least 1")
 
-    fields_table = r.get("fields", dict, {})
-    for canonical, upstream in fields_table.items():
-        if canonical not in CANONICAL_FIELDS:
-            raise SourceConfigError(
-                f"{path}: feeds.{fid}.fields.{canonical}: unknown canonical column; "
-                f"use {', '.join(CANONICAL_FIELDS)} (other upstream fields land in attrs)"
-            )
-        if not isinstance(upstream, str) or not upstream:
-            raise SourceConfigError(
-                f"{path}: feeds.{fid}.fields.{canonical}: must name an upstream field"
-            )
-
-    where = r.get("where", str, "1=1").strip() or "1=1"
-    page_size = r.get("page_size", int, 2000)
-    if not 1 <= page_size <= 100_000:
-        raise r.fail("page_size", f"{page_size} must lie between 1 and 100000")
-    h3_resolution = r.get("h3_resolution", int, 7)
-    if not 0 <= h3_resolution <= 15:
-        raise r.fail("h3_resolution", f"{h3_resolution} must lie between 0 and 15")
-    token_env = r.get("token_env", str, None)
-    if token_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", token_env):
-        raise r.fail("token_env", f"'{token_env}' must be an environment variable name")
-    timeout_s = float(r.get("timeout_s", (int, float), 60.0))
-    if timeout_s <= 0:
-        raise r.fail("timeout_s", "must be greater than 0")
-    max_retries = r.get("max_retries", int, 8)
-    if not 0 <= max_retries <= 50:
-        raise r.fail("max_retries", f"{max_retries} must lie between 0 and 50")
-    incremental = r.get("incremental", str, "auto")
-    if incremental not in INCREMENTAL_MODES:
-        raise r.fail("incremental", f"'{incremental}' must be one of auto, on, off")
-    full_refresh_every = r.get("full_refresh_every", int, 24)
-    if full_refresh_every < 1:
-        raise r.fail("full_refresh_every", "must be at least 1 (runs between full refreshes)")
+    fields = _read_fields(r.sub("fields"))
+    where = r.get_str("where", "1=1", max_chars=MAX_WHERE_CHARS).strip() or "1=1"
+    page_size = r.get_int("page_size", 1, 100_000, 2000)
+    h3_resolution = r.get_int("h3_resolution", 0, 15, 7)
+    token_env = r.get_str("token_env", "", max_chars=MAX_FIELD_CHARS) or None
+    if token_env is not None and not ENV_NAME_PATTERN.match(token_env):
+        r.problem("token_env", f"'{echo(token_env)}' must be an environment variable name")
+    timeout_s = r.get_float("timeout_s", 0, 3600, 60.0, low_open=True)
+    max_retries = r.get_int("max_retries", 0, 50, 8)
+    incremental = cast(Incremental, r.get_choice("incremental", INCREMENTAL_MODES, "auto"))
+    full_refresh_every = r.get_int("full_refresh_every", 1, 100_000, 24)
     r.reject_unknown()
 
     return FeedConfig(
@@ -277,8 +455,8 @@ def _load_feed(path: Path, jid: str, jname: str, index: int, table: Mapping[str,
         key=key,
         schedule=schedule,
         rate_limit=RateLimit(rps, burst),
-        fields=dict(fields_table),
-        source_file=path,
+        fields=fields,
+        source_file=r.path,
         where=where,
         page_size=page_size,
         h3_resolution=h3_resolution,
@@ -290,29 +468,78 @@ def _load_feed(path: Path, jid: str, jname: str, index: int, table: Mapping[str,
     )
 
 
-def load_sources(directory: Path) -> list[Jurisdiction]:
-    """Load every `*.toml` in `directory`; jurisdiction ids must be unique."""
+def _read_key(r: TableReader) -> tuple[str, ...]:
+    raw = r.get("key", (str, list), "an upstream field name or a list of them", None)
+    names = [raw] if isinstance(raw, str) else list(raw or [])
+    usable = all(isinstance(k, str) and k and len(k) <= MAX_FIELD_CHARS
+                 and not _CONTROL.search(k) for k in names)
+    if raw is not None and (not names or len(names) > MAX_KEY_FIELDS or not usable):
+        r.problem("key", f"must name one upstream field or a list of at most "
+                         f"{MAX_KEY_FIELDS}, each at most {MAX_FIELD_CHARS} characters")
+    elif len(set(names)) != len(names):
+        r.problem("key", "names a field twice; list each key field once")
+    return tuple(str(k) for k in names)
+
+
+def _read_fields(r: TableReader) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for canonical in r.table:
+        if canonical not in CANONICAL_FIELDS:
+            r.problem(echo(canonical), f"unknown canonical column; use "
+                      f"{', '.join(CANONICAL_FIELDS)} (other upstream fields land in attrs)")
+            continue
+        known = len(r.problems)
+        upstream = r.get_str(canonical, "", max_chars=MAX_FIELD_CHARS)
+        if not upstream and len(r.problems) == known:
+            r.problem(canonical, "must name an upstream field")
+        fields[canonical] = upstream
+    return fields
+
+
+def load_source_file(path: Path) -> Jurisdiction:
+    """One file's jurisdiction; its problems raise `SourceConfigError` (the first, counted)."""
+    result = read_source_file(path)
+    if isinstance(result, SourceError):
+        raise SourceConfigError(result.summary)
+    return result
+
+
+def load_sources(directory: Path) -> SourceSet:
+    """Every `*.toml` in `directory`: the jurisdictions that load, the errors of the rest.
+
+    A jurisdiction id already defined by an earlier file (in name order) is an
+    error of the later file, which is skipped. Only a missing directory raises.
+    """
     if not directory.is_dir():
         raise SourceConfigError(
             f"{directory}: sources directory not found; pass --sources DIR or set "
             "ZONINGSYNC_SOURCES"
         )
-    jurisdictions = [load_source_file(p) for p in sorted(directory.glob("*.toml"))]
+    jurisdictions: list[Jurisdiction] = []
+    errors: list[SourceError] = []
     seen: dict[str, Path] = {}
-    for j in jurisdictions:
-        if j.id in seen:
-            raise SourceConfigError(
-                f"{j.source_file}: jurisdiction.id '{j.id}' is already used by "
-                f"{seen[j.id]}; give each jurisdiction its own id"
-            )
-        seen[j.id] = j.source_file
-    return jurisdictions
+    for path in sorted(directory.glob("*.toml")):
+        result = read_source_file(path)
+        if isinstance(result, SourceError):
+            errors.append(result)
+        elif result.id in seen:
+            errors.append(SourceError(path, result.id, (
+                f"{path}: jurisdiction.id '{result.id}' is already used by "
+                f"{seen[result.id]}; give each jurisdiction its own id",)))
+        else:
+            seen[result.id] = path
+            jurisdictions.append(result)
+    return SourceSet(directory, tuple(jurisdictions), tuple(errors))
 
 
-def select_feeds(jurisdictions: list[Jurisdiction], target: str) -> list[FeedConfig]:
-    """Resolve `JURISDICTION[/FEED]` to the feeds it names."""
+def select_feeds(sources: SourceSet, target: str) -> list[FeedConfig]:
+    """Resolve `JURISDICTION[/FEED]` to the feeds it names.
+
+    A target that only a broken file defines fails with that file's own error, so
+    the user sees what to fix rather than "unknown jurisdiction".
+    """
     jid, _, fid = target.partition("/")
-    for j in jurisdictions:
+    for j in sources.jurisdictions:
         if j.id != jid:
             continue
         if not fid:
@@ -321,8 +548,16 @@ def select_feeds(jurisdictions: list[Jurisdiction], target: str) -> list[FeedCon
             if feed.id == fid:
                 return [feed]
         raise SourceConfigError(
-            f"{j.source_file}: jurisdiction '{jid}' has no feed '{fid}'; "
+            f"{j.source_file}: jurisdiction '{echo(jid)}' has no feed '{echo(fid)}'; "
             f"its feeds are {', '.join(f.id for f in j.feeds)}"
         )
-    known = ", ".join(j.id for j in jurisdictions) or "none"
-    raise SourceConfigError(f"unknown jurisdiction '{jid}'; known jurisdictions: {known}")
+    for error in sources.errors:
+        if error.jurisdiction == jid:
+            raise SourceConfigError(error.summary)
+    known = ", ".join(j.id for j in sources.jurisdictions) or "none"
+    message = f"unknown jurisdiction '{echo(jid)}'; known jurisdictions: {known}"
+    if sources.errors:
+        failed = ", ".join(e.file.name for e in sources.errors)
+        message += (f"; {len(sources.errors)} source file(s) failed to load ({failed}): "
+                    "run `zoningsync sources check`")
+    raise SourceConfigError(message)

@@ -9,16 +9,25 @@ or `/etc/zoningsync/zoningsync.toml`), then a default. Invalid values raise
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from zoningsync.errors import SettingsError
+from zoningsync.redact import redact
 
 SYSTEM_CONFIG = Path("/etc/zoningsync/zoningsync.toml")
 SYSTEM_STATE_DIR = Path("/var/lib/zoningsync")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# Long enough for any path or URL in use; a settings file is a few lines.
+MAX_VALUE_CHARS = 4096
+MAX_FILE_BYTES = 100_000
+# What useradd accepts everywhere; anything else (a leading '-') would be an option.
+CLUSTER_USER_PATTERN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # key -> one-line description, used in error messages and `--help`.
 KEYS: dict[str, str] = {
@@ -64,12 +73,18 @@ def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
             raise SettingsError(f"{path}: settings file not found; fix the --config path")
         return {}
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SettingsError(f"{path}: over {MAX_FILE_BYTES} bytes; a settings file holds "
+                                f"a few keys ({', '.join(KEYS)})")
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
+        raise SettingsError(redact(f"{path}: not valid TOML ({exc}); fix the syntax")) from None
+    except (UnicodeDecodeError, RecursionError):
+        raise SettingsError(f"{path}: not a readable TOML text; save it as UTF-8 with "
+                            f"plain string values ({', '.join(KEYS)})") from None
     except OSError as exc:
-        raise SettingsError(f"{path}: cannot read settings file ({exc.strerror})") from exc
+        raise SettingsError(f"{path}: cannot read settings file ({exc.strerror})") from None
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise SettingsError(
@@ -93,21 +108,21 @@ def load_settings(
 
     def pick(key: str) -> tuple[str | None, str]:
         if overrides.get(key) is not None:
-            return overrides[key], f"--{key.replace('_', '-')}"
+            return _plain(key, overrides[key], f"--{key.replace('_', '-')}")
         if env_var(key) in os.environ:
-            return os.environ[env_var(key)], env_var(key)
+            return _plain(key, os.environ[env_var(key)], env_var(key))
         if key in file_values:
-            return file_values[key], f"{path}: {key}"
+            return _plain(key, file_values[key], f"{path}: {key}")
         return None, "default"
 
     database_url, origin = pick("database_url")
     if database_url is not None:
         database_url = database_url.strip() or None
-    if database_url is not None and not database_url.startswith(("postgresql:", "postgres:")):
-        raise SettingsError(
-            f"{origin}: database_url '{redact_url(database_url)}' is not a libpq URL; "
+    if database_url is not None and not _is_libpq_url(database_url):
+        raise SettingsError(redact(
+            f"{origin}: database_url '{database_url}' is not a libpq URL; "
             "use postgresql://user@host:port/dbname or postgresql:///dbname?host=/run/postgresql"
-        )
+        ))
 
     state_raw, origin = pick("state_dir")
     state_dir = Path(state_raw).expanduser() if state_raw else default_state_dir()
@@ -117,7 +132,12 @@ def load_settings(
     sources_raw, _ = pick("sources")
     sources = Path(sources_raw).expanduser() if sources_raw else Path("sources")
 
-    cluster_user, _ = pick("cluster_user")
+    cluster_user, origin = pick("cluster_user")
+    if cluster_user and not CLUSTER_USER_PATTERN.match(cluster_user):
+        raise SettingsError(
+            f"{origin}: cluster_user '{cluster_user}' is not a usable OS user name; use "
+            "lowercase letters, digits, '_' or '-' (not first), at most 32, like zoningsync"
+        )
     log_level, origin = pick("log_level")
     level = (log_level or "info").lower()
     if level not in LOG_LEVELS:
@@ -132,6 +152,29 @@ def load_settings(
         log_level=level,
         config_file=path if path.exists() else None,
     )
+
+
+def _plain(key: str, value: str | None, origin: str) -> tuple[str | None, str]:
+    """`value` if it is one plain line of sane length: a NUL in a path crashes later."""
+    if value is not None and (len(value) > MAX_VALUE_CHARS or _CONTROL.search(value)):
+        raise SettingsError(
+            f"{origin}: the value is "
+            f"{'too long' if len(value) > MAX_VALUE_CHARS else 'not one line'}"
+            f"; give one line of at most {MAX_VALUE_CHARS} characters without control "
+            f"characters ({KEYS[key]})"
+        )
+    return value, origin
+
+
+def _is_libpq_url(url: str) -> bool:
+    """A postgresql: URL whose every host (libpq allows `h1:5432,h2:5433`) has a valid port."""
+    if not url.startswith(("postgresql:", "postgres:")) or re.search(r"\s", url):
+        return False
+    try:
+        hosts = urlsplit(url).netloc.rpartition("@")[2]
+        return all(urlsplit(f"//{host}").port != 0 for host in hosts.split(","))
+    except ValueError:
+        return False
 
 
 def redact_url(url: str) -> str:

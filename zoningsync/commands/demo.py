@@ -17,6 +17,8 @@ from zoningsync.settings import Settings
 
 DEMO_SOURCE = "demo-county.toml"
 DEMO_PARCELS = 20_000
+# The simulated county lives in memory; the benchmark's largest county is 400k.
+MAX_DEMO_PARCELS = 1_000_000
 DEMO_COLUMNS = ("feed", "mode", "fetched", "inserted", "updated", "retired", "unchanged",
                 "quarantined", "repaired", "chunks_written", "chunks_total", "requests",
                 "seconds")
@@ -87,6 +89,7 @@ async def run_demo(settings: Settings, parcels: int) -> tuple[str, list[dict[str
 
 @click.command()
 @click.option("--parcels", default=DEMO_PARCELS, show_default=True,
+              type=click.IntRange(1, MAX_DEMO_PARCELS),
               help="Parcels in the simulated county.")
 @click.pass_context
 def demo(ctx: click.Context, parcels: int) -> None:

@@ -16,9 +16,13 @@ from rich.table import Table
 from zoningsync.config import FeedConfig, load_sources, select_feeds
 from zoningsync.errors import ZoningsyncError
 from zoningsync.observability import LoopLagProbe
+from zoningsync.redact import redact
 from zoningsync.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+# A listing is read whole into memory and one table; beyond this, query the database.
+MAX_LIST_ROWS = 100_000
 
 SUMMARY_COLUMNS = (
     "feed", "id", "status", "mode", "fetched", "inserted", "updated", "retired", "unchanged",
@@ -104,7 +108,10 @@ def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
     from zoningsync.cli import emit_json, run_async, settings_of
 
     settings = settings_of(ctx)
-    feeds = select_feeds(load_sources(sources_dir or settings.sources), target)
+    sources = load_sources(sources_dir or settings.sources)
+    feeds = select_feeds(sources, target)
+    for error in sources.errors:
+        log.warning("source file skipped", file=str(error.file), error=redact(error.summary))
     results = run_async(sync_feeds(settings, feeds, full=full))
     if as_json:
         emit_json(results)
@@ -120,7 +127,8 @@ def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
 
 @click.command()
 @click.option("--feed", "feed_id", help="Only this feed (jurisdiction/feed).")
-@click.option("--limit", default=20, help="How many runs, newest first.")
+@click.option("--limit", default=20, type=click.IntRange(1, MAX_LIST_ROWS),
+              help="How many runs, newest first.")
 @click.option("--json", "as_json", is_flag=True, help="Answer as JSON.")
 @click.pass_context
 def runs(ctx: click.Context, feed_id: str | None, limit: int, as_json: bool) -> None:
@@ -150,7 +158,8 @@ def quarantine() -> None:
 @quarantine.command("list")
 @click.option("--feed", "feed_id", help="Only this feed (jurisdiction/feed).")
 @click.option("--all", "all_runs", is_flag=True, help="Every run, not only each feed's latest.")
-@click.option("--limit", default=1000, help="At most this many rows.")
+@click.option("--limit", default=1000, type=click.IntRange(1, MAX_LIST_ROWS),
+              help="At most this many rows.")
 @click.option("--json", "as_json", is_flag=True, help="Answer as JSON (raw records included).")
 @click.pass_context
 def quarantine_list(ctx: click.Context, feed_id: str | None, all_runs: bool, limit: int,
