@@ -64,6 +64,7 @@ class FeedConfig:
     max_retries: int = 8
     incremental: Incremental = "auto"
     full_refresh_every: int = 24
+    max_retire_fraction: float = 0.2
 
     @property
     def full_id(self) -> str:
@@ -265,6 +266,11 @@ def _load_feed(path: Path, jid: str, jname: str, index: int, table: Mapping[str,
     full_refresh_every = r.get("full_refresh_every", int, 24)
     if full_refresh_every < 1:
         raise r.fail("full_refresh_every", "must be at least 1 (runs between full refreshes)")
+    max_retire_fraction = float(r.get("max_retire_fraction", (int, float), 0.2))
+    if not 0.0 <= max_retire_fraction <= 1.0:  # NaN fails this too
+        raise r.fail("max_retire_fraction",
+                     f"{max_retire_fraction} must be a number from 0 to 1 (share of stored "
+                     "features one run may retire)")
     r.reject_unknown()
 
     return FeedConfig(
@@ -287,6 +293,7 @@ def _load_feed(path: Path, jid: str, jname: str, index: int, table: Mapping[str,
         max_retries=max_retries,
         incremental=incremental,
         full_refresh_every=full_refresh_every,
+        max_retire_fraction=max_retire_fraction,
     )
 
 
