@@ -8,7 +8,11 @@ keys, decides what vanished upstream and merges the chunks whose hash changed.
 
 A run that stops early (killed, cancelled, or failed on a fault that may pass)
 keeps its staging: the next sync of the feed resumes it, fetching only the pages
-missing from its ledger and redoing only the chunks whose checkpoint is stale.
+missing from its ledger and redoing only the chunks whose checkpoint is stale,
+unless the feed's row-shaping settings changed since (its fingerprint): then a
+fresh full run replaces it. Every attempt has its `runs` row from before the plan,
+and any failure ends in that row. A run that would retire more than the feed's
+`max_retire_fraction` is held before merging, writing nothing.
 """
 
 from __future__ import annotations
