@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-VIEWS = ("parcels", "zoning_districts", "zoning_changes_recent", "pending_cases")
+VIEWS = ("parcels", "zoning_districts", "zoning_changes_recent", "pending_cases",
+         "parcel_history")
 BASE_TABLES = ("features", "feature_history", "feeds", "runs", "quarantine", "cases")
 
 
@@ -62,3 +63,43 @@ async def test_parcels_view_has_one_row_per_current_parcel(db: asyncpg.Connectio
         " WHERE table_schema = 'zoningsync' AND table_name = 'parcels'")}
     assert {"jurisdiction", "feed", "parcel_id", "zoning_code", "zoning_desc", "attrs", "geom",
             "h3", "updated_at"} <= columns
+
+
+BOX = "ST_Multi(ST_MakeEnvelope(0, 0, 1, 1, 4326))"
+
+
+async def test_parcel_history_gives_the_reader_each_change_with_zoning_before_and_after(
+        db: asyncpg.Connection) -> None:
+    for feed, kind in (("j/p", "parcels"), ("j/z", "zoning_districts")):
+        await db.execute(
+            "INSERT INTO zoningsync.feeds (id, jurisdiction, feed, kind, source_type, url)"
+            " VALUES ($1, 'j', $2, $3, 'arcgis', 'http://127.0.0.1/')", feed, feed[2:], kind)
+    first, second = [await db.fetchval(
+        "INSERT INTO zoningsync.runs (feed, mode) VALUES ('j/p', 'full') RETURNING id")
+        for _ in range(2)]
+    history = (
+        (first, "insert", "j/p", "A", None, None), (first, "insert", "j/p", "B", None, None),
+        (first, "insert", "j/z", "Z", None, None),
+        (second, "update", "j/p", "A", "A", "R-4"), (second, "retire", "j/p", "B", "B", "R-4"))
+    for run_id, op, feed, key, parcel_id, code in history:
+        await db.execute(
+            f"""INSERT INTO zoningsync.feature_history (run_id, op, feed, source_key, parcel_id,
+                   zoning_code, geom) VALUES ($1, $2, $3, $4, $5, $6,
+                   CASE WHEN $6::text IS NULL THEN NULL ELSE {BOX} END)""",
+            run_id, op, feed, key, parcel_id, code)
+    await db.execute(
+        f"""INSERT INTO zoningsync.features (feed, source_key, jurisdiction, kind, parcel_id,
+               zoning_code, geom, h3, row_hash, first_run, last_run)
+           VALUES ('j/p', 'A', 'j', 'parcels', 'A', 'C-2', {BOX}, '872a1072bffffff', '\\x00',
+               $1, $2)""", first, second)
+    await db.execute("SET ROLE zoningsync_reader")
+    rows = await db.fetch(
+        "SELECT jurisdiction, source_key, parcel_id, op, zoning_before, zoning_after,"
+        " geom_before IS NOT NULL AS had_geom, run_id FROM zoningsync.parcel_history"
+        " ORDER BY source_key, run_id")
+    assert [tuple(r) for r in rows] == [
+        ("j", "A", "A", "insert", None, "R-4", False, first),
+        ("j", "A", "A", "update", "R-4", "C-2", True, second),
+        ("j", "B", "B", "insert", None, "R-4", False, first),
+        ("j", "B", "B", "retire", "R-4", None, True, second),
+    ]

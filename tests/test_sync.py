@@ -341,3 +341,22 @@ async def test_a_run_keeps_another_runs_staging_for_its_resume(
     await run(db_url, tmp_path, feed, full=True)
     assert await count(db, "staged_rows") == kept
     assert await count(db, "staged_rows", f"run_id <> {waiting}") == 0
+
+
+async def test_parcel_history_shows_every_rezoning_from_and_to_as_the_reader_sees_it(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    published = portal.county.publish(0.05, seed=2)
+    await run(db_url, tmp_path, feed)
+    events = {tuple(r) for r in await db.fetch(
+        "SELECT source_key, old_code, new_code FROM zoningsync.zoning_changes")}
+    await db.execute("SET ROLE zoningsync_reader")
+    updates = {tuple(r) for r in await db.fetch(
+        "SELECT source_key, zoning_before, zoning_after FROM zoningsync.parcel_history"
+        " WHERE op = 'update' AND zoning_before IS DISTINCT FROM zoning_after")}
+    retired = {r["source_key"] for r in await db.fetch(
+        "SELECT source_key FROM zoningsync.parcel_history WHERE op = 'retire'"
+        " AND zoning_after IS NULL AND geom_before IS NOT NULL")}
+    assert events and updates == events
+    assert retired == set(published["deleted_pins"])

@@ -93,6 +93,7 @@ class FeedConfig:
     max_retries: int = 8
     incremental: Incremental = "auto"
     full_refresh_every: int = 24
+    max_retire_fraction: float = 0.2
 
     @property
     def full_id(self) -> str:
@@ -443,6 +444,7 @@ def _read_feed(r: TableReader, jid: str, jname: str) -> FeedConfig:
     max_retries = r.get_int("max_retries", 0, 50, 8)
     incremental = cast(Incremental, r.get_choice("incremental", INCREMENTAL_MODES, "auto"))
     full_refresh_every = r.get_int("full_refresh_every", 1, 100_000, 24)
+    max_retire_fraction = r.get_float("max_retire_fraction", 0, 1, 0.2)
     r.reject_unknown()
 
     return FeedConfig(
@@ -465,6 +467,7 @@ def _read_feed(r: TableReader, jid: str, jname: str) -> FeedConfig:
         max_retries=max_retries,
         incremental=incremental,
         full_refresh_every=full_refresh_every,
+        max_retire_fraction=max_retire_fraction,
     )
 
 

@@ -72,6 +72,10 @@ class ClusterNotRunning(ClusterError):
 class FeedBusy(ZoningsyncError):
     """Another zoningsync process is syncing this feed right now."""
 
+    # EX_TEMPFAIL (sysexits.h): nothing failed, try again later; a scheduler or a
+    # cron wrapper can tell it from a failed run (1).
+    exit_code = 75
+
 
 class RunFailed(ZoningsyncError):
     """The run failed; it resumes where it stopped on the next sync."""
@@ -91,3 +95,25 @@ class CircuitOpen(FetchError):
 
 class UpstreamRefused(FetchError):
     """The upstream server refused the request; asking again will not help."""
+
+
+MAX_FAILURE_CHARS = 500
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Any exception as one redacted line: what a run records and a user reads.
+
+    A ZoningsyncError says what happened in its own words; anything else (a
+    KeyError from a weird answer, a RecursionError) is named by its type, since
+    its text alone ('PIN') means nothing.
+    """
+    from zoningsync.redact import redact
+
+    if isinstance(exc, ZoningsyncError):
+        text = exc.message
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    line = " ".join(redact(text).split())
+    if len(line) > MAX_FAILURE_CHARS:
+        line = line[:MAX_FAILURE_CHARS - 1] + "…"
+    return line

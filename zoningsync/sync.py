@@ -8,7 +8,11 @@ keys, decides what vanished upstream and merges the chunks whose hash changed.
 
 A run that stops early (killed, cancelled, or failed on a fault that may pass)
 keeps its staging: the next sync of the feed resumes it, fetching only the pages
-missing from its ledger and redoing only the chunks whose checkpoint is stale.
+missing from its ledger and redoing only the chunks whose checkpoint is stale,
+unless the feed's row-shaping settings changed since (its fingerprint): then a
+fresh full run replaces it. Every attempt has its `runs` row from before the plan,
+and any failure ends in that row. A run that would retire more than the feed's
+`max_retire_fraction` is held before merging, writing nothing.
 """
 
 from __future__ import annotations
@@ -32,13 +36,16 @@ from zoningsync.errors import (
     RunFailed,
     SourceConfigError,
     ZoningsyncError,
+    describe_failure,
 )
+from zoningsync.fingerprint import plan_fingerprint
 from zoningsync.http import Fetcher, FetchStats
 from zoningsync.prepare import prepare_fetched
 from zoningsync.producers.arcgis.plan import FetchPlan
 from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
 from zoningsync.records import FetchedPage
+from zoningsync.retire_guard import retire_guard
 from zoningsync.sql import queries
 from zoningsync.store import bulk, merge, runs, staging
 from zoningsync.store.connect import Conn
@@ -55,6 +62,8 @@ OVERLAP = timedelta(hours=1)
 PREPARE_WORKERS = 2
 QUEUE_PAGES = 4
 MERGE_WORKERS = 2  # PostgreSQL does the merge work; two sessions use both cores
+SETTINGS_CHANGED = ("the feed's settings that shape its rows changed since this run was "
+                    "interrupted; its staging is dropped and a fresh full run replaces it")
 
 
 class FeedPaused(ZoningsyncError):
@@ -73,13 +82,15 @@ class RunCursor:
     previous_mark: str | None
     notes: list[str] = field(default_factory=list)
     premerge: bool = False  # a first load: pages are stored as they are staged
+    # --allow-mass-retire let this run's retirements through: a resume keeps that.
+    mass_retire_allowed: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "plan": self.plan, "retirement": self.retirement,
             "layer_count": self.layer_count, "oid_set_hash": self.oid_set_hash,
             "previous_mark": self.previous_mark, "notes": self.notes,
-            "premerge": self.premerge,
+            "premerge": self.premerge, "mass_retire_allowed": self.mass_retire_allowed,
         }
 
     @classmethod
@@ -89,6 +100,7 @@ class RunCursor:
             layer_count=int(data["layer_count"]), oid_set_hash=data["oid_set_hash"],
             previous_mark=data.get("previous_mark"), notes=list(data.get("notes", [])),
             premerge=bool(data.get("premerge", False)),
+            mass_retire_allowed=bool(data.get("mass_retire_allowed", False)),
         )
 
 
@@ -112,8 +124,17 @@ class FeedRun:
         self.producer = ArcgisProducer(feed, fetcher, self.stats)
         self.started = time.monotonic()
         self.indexing: asyncio.Task[None] | None = None
+        self.fingerprint = plan_fingerprint(feed)
+        self.phase = "plan"  # plan, fetch or merge: where this attempt is
+        self.settings_changed = False  # an interrupted run was dropped for it
 
-    async def run(self, *, force_full: bool) -> dict[str, Any]:
+    async def run(self, *, force_full: bool, allow_mass_retire: bool = False
+                  ) -> dict[str, Any]:
+        """The run, start to end; whatever goes wrong after its row exists ends in that row.
+
+        Any exception but a cancel marks the run failed with a one-line, redacted
+        reason and raises RunFailed; a cancel marks it cancelled (resumable).
+        """
         async with (feed_lease(self.db_url, self.feed.full_id) as lease,
                     self.pool.acquire() as conn):
             await register_feed(conn, self.feed)
@@ -126,31 +147,51 @@ class FeedRun:
             if stale:
                 log.warning("closed runs left unfinished too long; their staging is dropped",
                             runs=stale, older_than=str(runs.STALE_AFTER))
-            await bulk.ensure_secondary_indexes(conn)  # a load that died may have left none
-            run_id, cursor, phase = await self._open_run(conn, force_full=force_full)
-            log.info("run started", feed=self.feed.full_id, run=run_id, mode=cursor.mode,
-                     phase=phase)
+            run_id, cursor = await self._open_run(conn, force_full=force_full)
+            log.info("run started", feed=self.feed.full_id, run=run_id, phase=self.phase)
             try:
-                if phase == "fetch":
+                await bulk.ensure_secondary_indexes(conn)  # a load that died may have left none
+                if cursor is None:
+                    cursor = await self._plan(conn, run_id, force_full=force_full)
+                if self.phase == "fetch":
                     await self._fetch(conn, run_id, cursor)
-                await self._merge(conn, run_id, cursor)
+                held = await self._merge(conn, run_id, cursor,
+                                         allow_mass_retire=allow_mass_retire)
                 if self.indexing is not None:
                     await self.indexing
-                await self._finish(conn, run_id, cursor)
+                if held is None:
+                    await self._finish(conn, run_id, cursor)
+                else:
+                    await self._hold(conn, run_id, held)
             except asyncio.CancelledError:
-                await asyncio.shield(self._stop(conn, run_id, "cancelled",
-                                                "cancelled; the next sync resumes it"))
+                await asyncio.shield(self._stop(conn, run_id, "cancelled", "cancelled; " +
+                                                self._next_sync()))
                 raise
-            except (ZoningsyncError, asyncpg.PostgresError, OSError) as exc:
-                message = getattr(exc, "message", None) or str(exc)
-                await self._stop(conn, run_id, "failed", message)
-                raise RunFailed(f"run {run_id} of {self.feed.full_id} failed: {message}; "
-                                "the next sync resumes it") from exc
+            except Exception as exc:
+                raise await self._failed(conn, run_id, exc) from exc
             finally:
                 if self.indexing is not None and not self.indexing.done():
                     self.indexing.cancel()
                     await asyncio.gather(self.indexing, return_exceptions=True)
             return await runs.get_run(conn, run_id)
+
+    def _next_sync(self) -> str:
+        return ("the next sync starts a new run" if self.phase == "plan"
+                else "the next sync resumes it")
+
+    async def _failed(self, conn: Conn, run_id: int, exc: Exception) -> RunFailed:
+        """Record a failure of any kind in the run's row; the error to raise in its place."""
+        message = describe_failure(exc)
+        log.error("run failed", feed=self.feed.full_id, run=run_id, phase=self.phase,
+                  error_type=type(exc).__name__, error=message)
+        log.debug("run failure traceback", run=run_id, exc_info=exc)
+        try:
+            await self._stop(conn, run_id, "failed", message)
+        except Exception as stop_exc:  # the connection may be what failed
+            log.error("could not record the run's failure", run=run_id,
+                      error=describe_failure(stop_exc))
+        return RunFailed(f"run {run_id} of {self.feed.full_id} failed: {message}; "
+                         f"{self._next_sync()}")
 
     async def _stop(self, conn: Conn, run_id: int, status: str,
                     error: str) -> None:
@@ -166,23 +207,39 @@ class FeedRun:
     # -- planning ---------------------------------------------------------------
 
     async def _open_run(self, conn: Conn, *, force_full: bool
-                        ) -> tuple[int, RunCursor, str]:
+                        ) -> tuple[int, RunCursor | None]:
+        """Resume the feed's interrupted run, or open a new one (its cursor: None, unplanned).
+
+        An interrupted run staged under other settings (its fingerprint differs)
+        is closed with its staging dropped, and the new run reads everything.
+        """
         interrupted = await runs.interrupted_run(conn, self.feed.full_id)
-        if interrupted is not None and interrupted.cursor and not (
+        if interrupted is not None and interrupted.fingerprint != self.fingerprint:
+            await runs.close_run(conn, interrupted.id, "cancelled", SETTINGS_CHANGED, 0.0)
+            log.warning("the feed's settings changed since its run was interrupted; that "
+                        "run's staging is dropped and a fresh full run starts",
+                        feed=self.feed.full_id, run=interrupted.id)
+            self.settings_changed = True
+        elif interrupted is not None and interrupted.cursor and not (
             force_full and interrupted.mode != "full"
         ):
             await runs.resume_run(conn, interrupted.id)
             log.info("resuming interrupted run", run=interrupted.id, phase=interrupted.phase)
-            return interrupted.id, RunCursor.from_json(interrupted.cursor), interrupted.phase
-        cursor = await self._decide(conn, force_full=force_full)
-        run_id = await runs.start_run(conn, self.feed.full_id, cursor.mode)
+            self.phase = interrupted.phase
+            return interrupted.id, RunCursor.from_json(interrupted.cursor)
+        return await runs.start_run(conn, self.feed.full_id, self.fingerprint), None
+
+    async def _plan(self, conn: Conn, run_id: int, *, force_full: bool) -> RunCursor:
+        cursor = await self._decide(conn, force_full=force_full or self.settings_changed)
         if cursor.premerge and await bulk.defer_secondary_indexes(conn):
             log.info("first load into an empty table: secondary indexes are built after it",
                      run=run_id)
         plan = FetchPlan.from_json(cursor.plan)
-        await conn.execute(SQL["save_plan"], run_id, cursor.to_json(), plan.expected,
-                           cursor.layer_count)
-        return run_id, cursor, "fetch"
+        await runs.save_plan(conn, run_id, mode=cursor.mode, cursor=cursor.to_json(),
+                             expected=plan.expected, layer_count=cursor.layer_count)
+        self.phase = "fetch"
+        log.info("run planned", feed=self.feed.full_id, run=run_id, mode=cursor.mode)
+        return cursor
 
     async def _decide(self, conn: Conn, *, force_full: bool) -> RunCursor:
         """Full or incremental, and which read: the run's whole plan, before any row."""
@@ -200,9 +257,16 @@ class FeedRun:
         layer_count = await self.producer.count(feed.where)
         previous_mark = last.high_water_mark if last else None
         notes: list[str] = []
+        same_settings = last is not None and last.fingerprint == self.fingerprint
+        if last is not None and not same_settings:
+            notes.append(f"the feed's settings that shape its rows changed since run {last.id}: "
+                         "a full read")
+            log.warning("the feed's settings changed since its last success; reading it all",
+                        feed=feed.full_id, last_success=last.id)
 
         incremental = (
             not force_full
+            and same_settings
             and feed.incremental != "off"
             and layer.edit_date_field is not None
             and last is not None
@@ -276,6 +340,7 @@ class FeedRun:
                 await conn.execute(SQL["unstore_duplicate_keys"], run_id, self.feed.full_id)
             await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
             await conn.execute(SQL["set_phase"], run_id, "merge")
+        self.phase = "merge"
 
     async def _index_first_load(self) -> None:
         """Build the indexes a first load deferred, then give the planner statistics."""
@@ -363,14 +428,20 @@ class FeedRun:
 
     # -- merge and finish --------------------------------------------------------
 
-    async def _merge(self, conn: Conn, run_id: int, cursor: RunCursor
-                     ) -> None:
+    async def _merge(self, conn: Conn, run_id: int, cursor: RunCursor, *,
+                     allow_mass_retire: bool) -> str | None:
+        """Merge the changed chunks; or, writing nothing, say why the run is held."""
         if cursor.premerge and await merge.checkpoint_stored_first_load(
                 conn, run_id, self.feed.full_id):
             self.reporter.phase("merge", 0)
-            return
+            return None
         how = merge.Retirement(cursor.retirement)
         await merge.plan_retirements(conn, run_id, self.feed.full_id, how)
+        if not cursor.premerge:  # a first load retires nothing the feed stored before
+            held = await self._guard_retirements(conn, run_id, cursor,
+                                                 allow=allow_mass_retire)
+            if held is not None:
+                return held
         states = await merge.chunk_states(conn, run_id, self.feed.full_id,
                                           full_read=cursor.mode == "full",
                                           compare_stored=cursor.premerge)
@@ -391,6 +462,35 @@ class FeedRun:
         async with task_group() as group:
             for index in range(MERGE_WORKERS):
                 group.create_task(merge_worker(), name=f"merge-{index}")
+        return None
+
+    async def _guard_retirements(self, conn: Conn, run_id: int, cursor: RunCursor, *,
+                                 allow: bool) -> str | None:
+        """Hold a run that would retire too much of the feed (a half-finished publish)."""
+        retiring = await merge.count_retiring(conn, run_id)
+        if not retiring or cursor.mass_retire_allowed:
+            return None
+        current = await merge.count_stored(conn, self.feed.full_id)
+        problem = retire_guard(current, retiring, self.feed.max_retire_fraction)
+        if problem is None:
+            return None
+        if allow:
+            log.warning("retiring many features, as --allow-mass-retire asks",
+                        feed=self.feed.full_id, run=run_id, retiring=retiring, stored=current)
+            cursor.mass_retire_allowed = True
+            cursor.notes.append(f"--allow-mass-retire let this run through: {problem}")
+            await runs.save_cursor(conn, run_id, cursor.to_json())
+            return None
+        return (f"held, nothing written: {problem}. If the county is still publishing, wait: "
+                "the next sync reads the layer again. If the deletions are real, run "
+                f"`zoningsync sync {self.feed.full_id} --allow-mass-retire`")
+
+    async def _hold(self, conn: Conn, run_id: int, reason: str) -> None:
+        """End a held run: nothing merged, its staging dropped, the feed's success unchanged."""
+        requests, retries, received = self.delta.take()
+        await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
+        await runs.close_run(conn, run_id, "held", reason, self._elapsed())
+        log.warning("run held", feed=self.feed.full_id, run=run_id, reason=reason)
 
     async def _finish(self, conn: Conn, run_id: int, cursor: RunCursor
                       ) -> None:
@@ -403,9 +503,10 @@ class FeedRun:
         requests, retries, received = self.delta.take()
         async with conn.transaction():
             await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
-            await conn.execute(
-                SQL["finish_run"], run_id, "succeeded", None, max(marks) if marks else None,
-                cursor.oid_set_hash, self._elapsed(), staged, cursor.notes,
+            await runs.finish_run(
+                conn, run_id, high_water_mark=max(marks) if marks else None,
+                oid_set_hash=cursor.oid_set_hash, seconds=self._elapsed(), staged=staged,
+                warnings=cursor.notes,
             )
             await conn.execute(SQL["mark_feed_success"], self.feed.full_id, run_id)
             await staging.clear_run_staging(conn, run_id)
@@ -413,11 +514,16 @@ class FeedRun:
 
 async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
                     fetcher: Fetcher, executor: Executor, reporter: Reporter,
-                    force_full: bool = False) -> dict[str, Any]:
-    """Run one feed to completion and return its `runs` row as a dict."""
+                    force_full: bool = False, allow_mass_retire: bool = False
+                    ) -> dict[str, Any]:
+    """Run one feed to completion and return its `runs` row as a dict.
+
+    A run held by the retirement guard returns its row (status `held`); a run
+    that fails raises RunFailed, its row marked failed.
+    """
     run = FeedRun(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher, executor=executor,
                   reporter=reporter)
     try:
-        return await run.run(force_full=force_full)
+        return await run.run(force_full=force_full, allow_mass_retire=allow_mass_retire)
     finally:
         reporter.close()

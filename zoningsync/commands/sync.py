@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zoningsync.config import FeedConfig, load_sources, select_feeds
-from zoningsync.errors import ZoningsyncError
+from zoningsync.errors import FeedBusy, ZoningsyncError, describe_failure
 from zoningsync.observability import LoopLagProbe
 from zoningsync.redact import redact
 from zoningsync.settings import Settings
@@ -47,13 +47,41 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
     Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
-async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: bool,
-                     interactive: bool | None = None) -> list[dict[str, Any]]:
-    """Sync feeds one after another; a failed feed does not stop the others.
+def feed_failure(feed: FeedConfig, exc: Exception) -> dict[str, Any]:
+    """The summary of a feed whose sync raised: status, one-line error, exit code.
 
-    A feed that fails is summarised as failed with its error and exit code (1 for a
-    failed run, 2 for a configuration mistake found on the server, such as a key
-    field the layer lacks).
+    A feed another process is syncing is `busy` (exit 75, try again later); any
+    other error is `failed`, with its own exit code (2 for a configuration mistake
+    found on the server, such as a key field the layer lacks) or 1.
+    """
+    message = describe_failure(exc)
+    if isinstance(exc, FeedBusy):
+        log.warning("feed busy", feed=feed.full_id, error=message)
+        return {"feed": feed.full_id, "status": "busy", "error": message,
+                "exit_code": exc.exit_code}
+    log.error("sync failed", feed=feed.full_id, error_type=type(exc).__name__, error=message)
+    log.debug("sync failure traceback", feed=feed.full_id, exc_info=exc)
+    code = exc.exit_code if isinstance(exc, ZoningsyncError) else 1
+    return {"feed": feed.full_id, "status": "failed", "error": message, "exit_code": code}
+
+
+def exit_code_of(results: Sequence[dict[str, Any]]) -> int:
+    """0 when every feed succeeded; 75 when every other one was busy; else the worst code."""
+    codes = [int(s.get("exit_code", 1)) for s in results if s.get("status") != "succeeded"]
+    if not codes:
+        return 0
+    failed = [c for c in codes if c != FeedBusy.exit_code]
+    return max(failed) if failed else FeedBusy.exit_code
+
+
+async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: bool,
+                     interactive: bool | None = None, allow_mass_retire: bool = False
+                     ) -> list[dict[str, Any]]:
+    """Sync feeds one after another; no failure of one feed stops the others.
+
+    Each feed's summary is its `runs` row, or `feed_failure`'s when the sync
+    raised. `allow_mass_retire` lets runs through that the retirement guard
+    would hold.
     """
     from zoningsync.database import ready_database
     from zoningsync.http import Fetcher
@@ -77,12 +105,10 @@ async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: b
                             db_url=url, pool=pool, feed=feed, fetcher=fetcher,
                             executor=executor,
                             reporter=reporter_for(feed.full_id, interactive=interactive),
-                            force_full=full,
+                            force_full=full, allow_mass_retire=allow_mass_retire,
                         )
-                    except ZoningsyncError as exc:
-                        log.error("sync failed", feed=feed.full_id, error=exc.message)
-                        summary = {"feed": feed.full_id, "status": "failed",
-                                   "error": exc.message, "exit_code": exc.exit_code}
+                    except Exception as exc:
+                        summary = feed_failure(feed, exc)
                     results.append(summary)
     finally:
         await probe.stop()
@@ -100,11 +126,18 @@ async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: b
               help="Directory of jurisdiction TOML files (default: the settings file's "
                    "`sources`, else ./sources).")
 @click.option("--full", is_flag=True, help="Read the whole layer even if incremental is possible.")
+@click.option("--allow-mass-retire", is_flag=True,
+              help="Let this run retire more of a feed than its max_retire_fraction (a run "
+                   "that would is otherwise held, writing nothing).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summaries as JSON.")
 @click.pass_context
 def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
-         as_json: bool) -> None:
-    """Sync JURISDICTION or JURISDICTION/FEED now, in the foreground."""
+         allow_mass_retire: bool, as_json: bool) -> None:
+    """Sync JURISDICTION or JURISDICTION/FEED now, in the foreground.
+
+    Exit 0 when every feed succeeded, 75 when every other one was busy in
+    another process, else 1 (a failed or held run) or 2 (configuration).
+    """
     from zoningsync.cli import emit_json, run_async, settings_of
 
     settings = settings_of(ctx)
@@ -112,7 +145,8 @@ def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
     feeds = select_feeds(sources, target)
     for error in sources.errors:
         log.warning("source file skipped", file=str(error.file), error=redact(error.summary))
-    results = run_async(sync_feeds(settings, feeds, full=full))
+    results = run_async(sync_feeds(settings, feeds, full=full,
+                                   allow_mass_retire=allow_mass_retire))
     if as_json:
         emit_json(results)
     else:
@@ -120,9 +154,9 @@ def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
         for summary in results:
             if summary.get("error"):
                 click.echo(f"{summary['feed']}: {summary['error']}", err=True)
-    failures = [s.get("exit_code", 1) for s in results if s.get("status") != "succeeded"]
-    if failures:
-        ctx.exit(max(failures))
+    code = exit_code_of(results)
+    if code:
+        ctx.exit(code)
 
 
 @click.command()

@@ -15,10 +15,12 @@ SELECT paused, paused_reason FROM zoningsync.feeds WHERE id = $1;
 
 -- name: interrupted_run
 -- The feed's newest run, if it stopped before finishing (killed, cancelled, or
--- failed on a fault that may pass): the next sync resumes it.
-SELECT id, mode, phase, cursor, started_at
+-- failed on a fault that may pass): the next sync resumes it. A run stopped
+-- while planning has no plan and nothing staged: the next sync supersedes it.
+SELECT id, mode, phase, cursor, fingerprint, started_at
 FROM zoningsync.runs
-WHERE feed = $1 AND phase <> 'done' AND status IN ('running', 'failed', 'cancelled')
+WHERE feed = $1 AND phase NOT IN ('done', 'plan')
+  AND status IN ('running', 'failed', 'cancelled')
   AND id = (SELECT max(id) FROM zoningsync.runs WHERE feed = $1);
 
 -- name: abandon_older_runs
@@ -54,15 +56,25 @@ UPDATE zoningsync.runs SET resumed = resumed + 1, status = 'running', error = NU
 WHERE id = $1;
 
 -- name: fail_run
+-- A run stopped while planning has nothing to resume: it is done.
 UPDATE zoningsync.runs
-SET status = $2, error = $3, finished_at = now(), seconds = seconds + $4
+SET status = $2, error = $3, finished_at = now(), seconds = seconds + $4,
+    phase = CASE WHEN phase = 'plan' THEN 'done' ELSE phase END
+WHERE id = $1;
+
+-- name: close_run
+UPDATE zoningsync.runs
+SET status = $2, error = $3, finished_at = now(), seconds = seconds + $4, phase = 'done'
 WHERE id = $1;
 
 -- name: start_run
-INSERT INTO zoningsync.runs (feed, mode) VALUES ($1, $2) RETURNING id;
+-- Before its plan: the mode is set when the plan decides it (save_plan).
+INSERT INTO zoningsync.runs (feed, mode, phase, fingerprint)
+VALUES ($1, NULL, 'plan', $2)
+RETURNING id;
 
 -- name: last_success
-SELECT id, mode, high_water_mark, layer_count, oid_set_hash, finished_at
+SELECT id, mode, high_water_mark, layer_count, oid_set_hash, fingerprint, finished_at
 FROM zoningsync.runs
 WHERE feed = $1 AND status = 'succeeded'
 ORDER BY id DESC
@@ -76,8 +88,12 @@ WHERE feed = $1 AND status = 'succeeded'
                      WHERE feed = $1 AND status = 'succeeded' AND mode = 'full'), 0);
 
 -- name: save_plan
-UPDATE zoningsync.runs SET cursor = $2, expected = $3, layer_count = $4, phase = 'fetch'
+UPDATE zoningsync.runs
+SET mode = $2, cursor = $3, expected = $4, layer_count = $5, phase = 'fetch'
 WHERE id = $1;
+
+-- name: save_cursor
+UPDATE zoningsync.runs SET cursor = $2 WHERE id = $1;
 
 -- name: add_duplicates
 UPDATE zoningsync.runs
@@ -247,6 +263,12 @@ WHERE id = $1;
 
 -- name: count_staged
 SELECT count(*) FROM zoningsync.staged_rows WHERE run_id = $1;
+
+-- name: count_retiring
+SELECT count(*) FROM zoningsync.retiring WHERE run_id = $1;
+
+-- name: count_feed_features
+SELECT count(*) FROM zoningsync.features WHERE feed = $1;
 
 -- name: clear_retiring
 DELETE FROM zoningsync.retiring WHERE run_id = $1;
@@ -532,3 +554,14 @@ CREATE INDEX IF NOT EXISTS features_parcel_id_idx ON zoningsync.features (parcel
 
 -- name: create_features_zoning_code_idx
 CREATE INDEX IF NOT EXISTS features_zoning_code_idx ON zoningsync.features (zoning_code);
+
+-- name: try_lease
+SELECT pg_try_advisory_lock($1, hashtext($2));
+
+-- name: lease_holder
+-- Who holds a feed's lease: its lease connection names the host and pid in
+-- application_name (store/lease.py).
+SELECT a.pid, a.application_name, a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.classid = $1
+  AND l.objid = hashtext($2)::oid AND l.granted;

@@ -67,10 +67,14 @@ _CONNECT_ERRORS = (
 )
 
 
-async def connect(url: str, *, connect_timeout: float = 15.0) -> asyncpg.Connection[Any]:
+async def connect(url: str, *, connect_timeout: float = 15.0,
+                  application_name: str | None = None) -> asyncpg.Connection[Any]:
+    """A connection with zoningsync's codecs; `application_name` names it in pg_stat_activity."""
+    settings = (SERVER_SETTINGS if application_name is None
+                else {**SERVER_SETTINGS, "application_name": application_name})
     try:
         conn: asyncpg.Connection[Any] = await asyncpg.connect(
-            url, timeout=connect_timeout, server_settings=SERVER_SETTINGS
+            url, timeout=connect_timeout, server_settings=settings
         )
     except _CONNECT_ERRORS as exc:
         raise _unreachable(url, exc) from exc

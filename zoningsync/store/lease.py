@@ -3,10 +3,14 @@
 The lease is a session advisory lock held on a connection of its own for the
 whole run. PostgreSQL drops it the moment that connection dies, so a rerun right
 after `kill -9` proceeds at once: no lease row to expire, no timeout to wait.
+The lease connection carries the holder's host and pid as its application_name,
+so a process refused the lease can say who holds it.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,34 +18,41 @@ from typing import Any
 import asyncpg
 
 from zoningsync.errors import FeedBusy
+from zoningsync.sql import queries
 from zoningsync.store.connect import connect
 
+SQL = queries("store.sql")
 LEASE_NAMESPACE = 0x7A73  # first advisory-lock key: "zs"
+# PostgreSQL keeps 63 bytes of an application_name.
+APPLICATION_NAME_BYTES = 63
+
+
+def holder_name() -> str:
+    """`zoningsync <host>:<pid>`: who this process is, as other processes will see it."""
+    name = f"zoningsync {socket.gethostname()}:{os.getpid()}"
+    return name.encode()[:APPLICATION_NAME_BYTES].decode(errors="ignore")
 
 
 @asynccontextmanager
 async def feed_lease(url: str, feed_id: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    """Hold the feed's lease; raise FeedBusy if another process holds it."""
-    conn = await connect(url)
+    """Hold the feed's lease; raise FeedBusy, naming the holder, if another process holds it."""
+    conn = await connect(url, application_name=holder_name())
     try:
-        got = await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, hashtext($2))", LEASE_NAMESPACE, feed_id
-        )
-        if not got:
-            holder = await conn.fetchrow(
-                """
-                SELECT a.pid, a.client_addr, a.backend_start
-                FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                WHERE l.locktype = 'advisory' AND l.classid = $1
-                  AND l.objid = hashtext($2)::oid AND l.granted
-                """,
-                LEASE_NAMESPACE, feed_id,
-            )
-            who = f" (database backend pid {holder['pid']})" if holder else ""
-            raise FeedBusy(
-                f"feed {feed_id} is being synced by another zoningsync process{who}; "
-                "wait for it to finish"
-            )
+        if not await conn.fetchval(SQL["try_lease"], LEASE_NAMESPACE, feed_id):
+            raise FeedBusy(await _busy_message(conn, feed_id))
         yield conn
     finally:
         await conn.close()
+
+
+async def _busy_message(conn: asyncpg.Connection[Any], feed_id: str) -> str:
+    holder = await conn.fetchrow(SQL["lease_holder"], LEASE_NAMESPACE, feed_id)
+    if holder is None:  # it let go between our two questions
+        who = "another zoningsync process"
+    else:
+        name = holder["application_name"] or "a session without an application_name"
+        since = (f" since {holder['backend_start']:%Y-%m-%d %H:%M:%S %Z}"
+                 if holder["backend_start"] else "")
+        who = f"{name} (database backend pid {holder['pid']}{since})"
+    return (f"feed {feed_id} is being synced by {who}; wait for it to finish, "
+            "or try again later")

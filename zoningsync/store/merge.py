@@ -70,6 +70,14 @@ async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
         await conn.execute(SQL["retire_quarantined"], run_id, feed_id)
 
 
+async def count_retiring(conn: Conn, run_id: int) -> int:
+    return int(await conn.fetchval(SQL["count_retiring"], run_id))
+
+
+async def count_stored(conn: Conn, feed_id: str) -> int:
+    return int(await conn.fetchval(SQL["count_feed_features"], feed_id))
+
+
 async def premerge_page(conn: Conn, run_id: int, feed: FeedConfig, page_id: str) -> None:
     """Store a first load's staged page now, with its history, while the fetch goes on.
 

@@ -1,4 +1,9 @@
-"""The `runs` table: starting, resuming, finishing and listing feed runs."""
+"""The `runs` table: starting, resuming, finishing and listing feed runs.
+
+Every text written to `runs.error` and `runs.warnings` goes through `redact()`
+here, where it is written, so that no caller can forget: an upstream error page
+echoing a token ends in the table masked.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from zoningsync.redact import redact
 from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
 from zoningsync.store.lease import LEASE_NAMESPACE
@@ -22,9 +28,10 @@ STALE_AFTER = timedelta(days=7)
 @dataclass(frozen=True)
 class InterruptedRun:
     id: int
-    mode: str
+    mode: str | None
     phase: str
     cursor: dict[str, Any]
+    fingerprint: str | None
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class LastSuccess:
     high_water_mark: datetime | None
     layer_count: int | None
     oid_set_hash: str | None
+    fingerprint: str | None
 
 
 async def interrupted_run(conn: Conn, feed_id: str) -> InterruptedRun | None:
@@ -41,7 +49,8 @@ async def interrupted_run(conn: Conn, feed_id: str) -> InterruptedRun | None:
     row = await conn.fetchrow(SQL["interrupted_run"], feed_id)
     if row is None:
         return None
-    return InterruptedRun(row["id"], row["mode"], row["phase"], dict(row["cursor"]))
+    return InterruptedRun(row["id"], row["mode"], row["phase"], dict(row["cursor"]),
+                          row["fingerprint"])
 
 
 async def last_success(conn: Conn, feed_id: str) -> LastSuccess | None:
@@ -49,16 +58,20 @@ async def last_success(conn: Conn, feed_id: str) -> LastSuccess | None:
     if row is None:
         return None
     return LastSuccess(row["id"], row["mode"], row["high_water_mark"], row["layer_count"],
-                       row["oid_set_hash"])
+                       row["oid_set_hash"], row["fingerprint"])
 
 
 async def runs_since_full(conn: Conn, feed_id: str) -> int:
     return int(await conn.fetchval(SQL["runs_since_full"], feed_id))
 
 
-async def start_run(conn: Conn, feed_id: str, mode: str) -> int:
-    """Open a new run; runs it supersedes are closed and their staging dropped."""
-    run_id = int(await conn.fetchval(SQL["start_run"], feed_id, mode))
+async def start_run(conn: Conn, feed_id: str, fingerprint: str) -> int:
+    """Open a new run, before its plan; runs it supersedes are closed, their staging dropped.
+
+    The row exists before anything is asked upstream, so a run that fails while
+    planning (metadata, token, count) still leaves a failed run to look at.
+    """
+    run_id = int(await conn.fetchval(SQL["start_run"], feed_id, fingerprint))
     for row in await conn.fetch(SQL["abandon_older_runs"], feed_id, run_id):
         await clear_run_staging(conn, row["id"])
     return run_id
@@ -78,14 +91,48 @@ async def abandon_stale_runs(conn: Conn, *, lease_pid: int,
     return stale
 
 
+async def save_plan(conn: Conn, run_id: int, *, mode: str, cursor: dict[str, Any],
+                    expected: int, layer_count: int) -> None:
+    """The run's plan is decided: its mode and cursor, and it moves on to fetch."""
+    await conn.execute(SQL["save_plan"], run_id, mode, cursor, expected, layer_count)
+
+
+async def save_cursor(conn: Conn, run_id: int, cursor: dict[str, Any]) -> None:
+    await conn.execute(SQL["save_cursor"], run_id, cursor)
+
+
 async def resume_run(conn: Conn, run_id: int) -> None:
     await conn.execute(SQL["resume_run"], run_id)
 
 
 async def fail_run(conn: Conn, run_id: int, status: str, error: str,
                    seconds: float) -> None:
-    """Close a run that stopped early; its staging stays so the next sync resumes it."""
-    await conn.execute(SQL["fail_run"], run_id, status, error, seconds)
+    """Stop a run early; its staging stays so the next sync resumes it.
+
+    A run stopped while planning has nothing to resume and is closed.
+    """
+    await conn.execute(SQL["fail_run"], run_id, status, redact(error), seconds)
+
+
+async def close_run(conn: Conn, run_id: int, status: str, error: str,
+                    seconds: float) -> None:
+    """End a run for good without success (held, or outdated by a settings change).
+
+    Its staging is dropped: the feed's next run reads again from scratch.
+    """
+    async with conn.transaction():
+        await conn.execute(SQL["close_run"], run_id, status, redact(error), seconds)
+        await clear_run_staging(conn, run_id)
+
+
+async def finish_run(conn: Conn, run_id: int, *, high_water_mark: datetime | None,
+                     oid_set_hash: str, seconds: float, staged: int,
+                     warnings: list[str]) -> None:
+    """Mark a run succeeded with its counters (in the caller's transaction)."""
+    await conn.execute(
+        SQL["finish_run"], run_id, "succeeded", None, high_water_mark, oid_set_hash, seconds,
+        staged, [redact(w) for w in warnings],
+    )
 
 
 def record_as_dict(row: asyncpg.Record) -> dict[str, Any]:
