@@ -21,6 +21,7 @@ from zoningsync.cases.charset import decode_page
 from zoningsync.cases.model import CaseRecord
 from zoningsync.cases.normalize import collapse
 from zoningsync.cases.options import CaseOptions, FieldSpec
+from zoningsync.redact import redact
 
 PARSER = "html.parser"
 MAX_SPAN = 1000
@@ -173,6 +174,11 @@ def read_detail_page(
 
 def layout_problem(page: CasePage, *, had_rows_before: bool) -> str | None:
     """Why this page looks like a changed layout (fail the run, retire nothing), or None."""
+    problem = _layout_problem(page, had_rows_before=had_rows_before)
+    return redact(problem) if problem is not None else None
+
+
+def _layout_problem(page: CasePage, *, had_rows_before: bool) -> str | None:
     if page.rows_seen == 0:
         if had_rows_before:
             return (f"rows selector {page.rows_selector!r} matched no case rows on {page.url}, "
