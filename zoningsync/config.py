@@ -17,11 +17,12 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
+from zoningsync.cases.options import CASE_KEYS, CaseOptions, parse_case_options
 from zoningsync.errors import SourceConfigError
 from zoningsync.records import CANONICAL_FIELDS, Kind
 from zoningsync.redact import redact
@@ -94,6 +95,10 @@ class FeedConfig:
     incremental: Incremental = "auto"
     full_refresh_every: int = 24
     max_retire_fraction: float = 0.2
+    # A case feed's options (compiled), and the TOML they were read from (JSON-ready,
+    # for the feeds row and the fingerprint).
+    cases: CaseOptions | None = None
+    case_settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def full_id(self) -> str:
@@ -266,12 +271,14 @@ class TableReader:
             self.problem(key, f"'{echo(value)}' must be lowercase letters, digits, '-' or '_'")
         return value
 
-    def get_url(self, key: str) -> str:
+    def get_url(self, key: str, *, allow_query: bool = False) -> str:
         """A required http(s) URL without credentials, query string or fragment.
 
         Those three are where secrets hide (`?token=`, `user:password@`); a URL in a
         source file is stored in the database and shown in logs, so the secret goes
-        into the environment variable that `token_env` names instead.
+        into the environment variable that `token_env` names instead. With
+        `allow_query` (case portals: `AgendaViewer.php?view_id=3`), a query string
+        is accepted unless one of its parameters is secret-shaped.
         """
         url = self.get_str(key, max_chars=MAX_URL_CHARS)
         if not url:
@@ -289,7 +296,7 @@ class TableReader:
             return url
         carried = [what for what, present in (
             ("a user name or password", "@" in parts.netloc),
-            ("a query string", "?" in url),
+            ("a query string", "?" in url and not (allow_query and redact(url) == url)),
             ("a fragment", "#" in url),
         ) if present]
         if re.search(r"\s", url):
@@ -417,22 +424,12 @@ def _read_feed(r: TableReader, jid: str, jname: str) -> FeedConfig:
         r.prefix = f"feeds.{fid}."
 
     kind = Kind(r.get_choice("kind", tuple(k.value for k in Kind)))
+    if kind is Kind.CASES:
+        return _read_case_feed(r, jid, jname, fid)
     source_type = r.get_choice("type", SOURCE_TYPES)
     url = r.get_url("url")
     key = _read_key(r)
-
-    schedule_text = r.get_str("schedule", "every 6h", max_chars=MAX_SCHEDULE_CHARS)
-    try:
-        schedule = parse_schedule(schedule_text)
-    except ValueError as exc:
-        r.problem("schedule", f"'{echo(schedule_text)}': {exc}")
-        schedule = Schedule(schedule_text, None)
-
-    rate = r.sub("rate_limit")
-    rps = rate.get_float("requests_per_second", 0, 1000, 2.0, low_open=True)
-    burst = rate.get_int("burst", 1, 10_000, max(1, int(rps * 2)))
-    rate.reject_unknown()
-
+    schedule, rate_limit = _read_schedule(r), _read_rate_limit(r)
     fields = _read_fields(r.sub("fields"))
     where = r.get_str("where", "1=1", max_chars=MAX_WHERE_CHARS).strip() or "1=1"
     page_size = r.get_int("page_size", 1, 100_000, 2000)
@@ -456,7 +453,7 @@ def _read_feed(r: TableReader, jid: str, jname: str) -> FeedConfig:
         url=url.rstrip("/"),
         key=key,
         schedule=schedule,
-        rate_limit=RateLimit(rps, burst),
+        rate_limit=rate_limit,
         fields=fields,
         source_file=r.path,
         where=where,
@@ -469,6 +466,57 @@ def _read_feed(r: TableReader, jid: str, jname: str) -> FeedConfig:
         full_refresh_every=full_refresh_every,
         max_retire_fraction=max_retire_fraction,
     )
+
+
+def _read_case_feed(r: TableReader, jid: str, jname: str, fid: str) -> FeedConfig:
+    """A `kind = "cases"` feed: the shared keys here, the case keys in `cases.options`."""
+    url = r.get_url("url", allow_query=True)
+    schedule, rate_limit = _read_schedule(r), _read_rate_limit(r)
+    timeout_s = r.get_float("timeout_s", 0, 3600, 60.0, low_open=True)
+    max_retries = r.get_int("max_retries", 0, 50, 8)
+    max_retire_fraction = r.get_float("max_retire_fraction", 0, 1, 0.2)
+    options: CaseOptions | None = None
+    consumed: frozenset[str] = CASE_KEYS
+    try:
+        options, consumed = parse_case_options(r.path, fid, r.table)
+    except SourceConfigError as exc:
+        r.problems.append(exc.message)
+    r.reject_unknown(tuple(consumed))
+    return FeedConfig(
+        jurisdiction=jid,
+        jurisdiction_name=jname,
+        id=fid,
+        kind=Kind.CASES,
+        type=options.type if options is not None else "html",
+        url=url,
+        key=("case_number",),
+        schedule=schedule,
+        rate_limit=rate_limit,
+        fields={},
+        source_file=r.path,
+        timeout_s=timeout_s,
+        max_retries=max_retries,
+        max_retire_fraction=max_retire_fraction,
+        cases=options,
+        case_settings={k: v for k, v in r.table.items() if k in consumed},
+    )
+
+
+def _read_schedule(r: TableReader) -> Schedule:
+    text = r.get_str("schedule", "every 6h", max_chars=MAX_SCHEDULE_CHARS)
+    try:
+        return parse_schedule(text)
+    except ValueError as exc:
+        r.problem("schedule", f"'{echo(text)}': {exc}")
+        return Schedule(text, None)
+
+
+def _read_rate_limit(r: TableReader) -> RateLimit:
+    rate = r.sub("rate_limit")
+    rps = rate.get_float("requests_per_second", 0, 1000, 2.0, low_open=True)
+    burst = rate.get_int("burst", 1, 10_000, max(1, int(rps * 2)))
+    rate.reject_unknown()
+    return RateLimit(rps, burst)
 
 
 def _read_key(r: TableReader) -> tuple[str, ...]:

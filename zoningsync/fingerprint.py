@@ -24,7 +24,7 @@ def plan_fingerprint(feed: FeedConfig) -> str:
     A new feed setting that changes what a record becomes (a CRS override, a
     parsing option) belongs here too.
     """
-    shaping = {
+    shaping: dict[str, object] = {
         "url": feed.url,
         "kind": feed.kind.value,
         "key": list(feed.key),
@@ -32,4 +32,6 @@ def plan_fingerprint(feed: FeedConfig) -> str:
         "where": feed.where,
         "h3_resolution": feed.h3_resolution,
     }
+    if feed.case_settings:
+        shaping["cases"] = dict(feed.case_settings)
     return hashlib.sha256(orjson.dumps(shaping, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from zoningsync.config import FeedConfig
@@ -13,7 +13,9 @@ SQL = queries("store.sql")
 
 
 def _config_snapshot(feed: FeedConfig) -> dict[str, Any]:
-    snapshot = asdict(feed)
+    """The feed as JSON; a case feed's compiled options are kept as their TOML."""
+    snapshot = asdict(replace(feed, cases=None))
+    del snapshot["cases"]
     snapshot["source_file"] = str(feed.source_file)
     snapshot["kind"] = feed.kind.value
     return snapshot
