@@ -3,7 +3,8 @@
 Each document is a different problem a PDF reader meets on real county sites:
 the planning-commission agenda is prose, one case per item (`Case Z-2024-017
 4521 HILLSBOROUGH ST`, then the title, then detail lines), and always has one item
-that runs across a page break; the hearing schedule is a ruled table spanning
+that runs across a page break (within its description: an item's case line and
+title line never part); the hearing schedule is a ruled table spanning
 pages with its header row repeated on each; the scanned agenda is one image and no
 text layer; the council agenda is encrypted (it opens only with
 `COUNCIL_USER_PASSWORD`); the minutes are a real PDF cut off in the middle.
@@ -104,6 +105,8 @@ def _items(pdf: FPDF, cases: Iterable[Case]) -> dict[str, tuple[int, int]]:
     """One agenda item per case; answers the first and last page of each item."""
     pages: dict[str, tuple[int, int]] = {}
     for case in cases:
+        if pdf.will_page_break(LINE_MM * 3):
+            pdf.add_page()   # an item's case line and title line stay on one page
         first = pdf.page_no()
         _line(pdf, f"Case {case.number}  {case.address}", bold=True)
         _line(pdf, case.title)
