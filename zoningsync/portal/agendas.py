@@ -1,7 +1,8 @@
 """The county's agenda PDFs, drawn with fpdf2 from the current cases.
 
 Each document is a different problem a PDF reader meets on real county sites:
-the planning-commission agenda is prose, one case per item (`Case Z-2024-017
+the planning-commission agenda is prose (the next hearings, then the cases
+under review), one case per item (`Case Z-2024-017
 4521 HILLSBOROUGH ST`, then the title, then detail lines), and always has one item
 that runs across a page break (within its description: an item's case line and
 title line never part); the hearing schedule is a ruled table spanning
@@ -35,6 +36,7 @@ from zoningsync.portal.cases import (
     PROSE_AGENDA,
     SCANNED_AGENDA,
     SCHEDULED,
+    UNDER_REVIEW,
     Case,
     Cases,
 )
@@ -45,7 +47,7 @@ COUNCIL_USER_PASSWORD = "council-2024"
 SCHEDULE_COLUMNS = ("Case Number", "Address", "Request", "From", "To", "Hearing Date", "Status")
 SCHEDULE_WIDTHS = (30, 62, 52, 18, 18, 36, 43)
 LINE_MM = 5.5
-MAX_PADDING_LINES = 8
+MAX_PADDING_LINES = 14   # more than an item's height
 SCAN_SIZE_PX = (1275, 1650)   # a letter page at 150 dpi
 SCANNED_CASES = 20
 ZONE_NAMES = dict(ZONES)
@@ -119,13 +121,23 @@ def _items(pdf: FPDF, cases: Iterable[Case]) -> dict[str, tuple[int, int]]:
     return pages
 
 
-def agenda_cases(cases: Cases) -> list[Case]:
-    return sorted((c for c in cases.cases if PROSE_AGENDA in c.documents),
+def hearing_items(cases: Cases) -> list[Case]:
+    return sorted((c for c in cases.cases if c.status in (SCHEDULED, CONTINUED)),
                   key=lambda c: c.number)
 
 
+def review_items(cases: Cases) -> list[Case]:
+    return sorted((c for c in cases.cases if c.status == UNDER_REVIEW), key=lambda c: c.number)
+
+
+def agenda_cases(cases: Cases) -> list[Case]:
+    """The prose agenda's items in order: the hearings, then the cases under review."""
+    return hearing_items(cases) + review_items(cases)
+
+
 def prose_agenda(cases: Cases) -> bytes:
-    """The next meeting's agenda; padded so that some item runs across a page break."""
+    """The next meeting's agenda; padded so that some item runs across a page break
+    (when there are items enough to fill a page)."""
     best = b""
     for padding in range(MAX_PADDING_LINES):
         meeting = long_date(cases.next_meeting)
@@ -138,9 +150,12 @@ def prose_agenda(cases: Cases) -> bytes:
         _line(pdf, "2. Approval of the minutes of the previous meeting")
         _line(pdf, "3. Public hearings", bold=True)
         pdf.ln(LINE_MM / 2)
-        pages = _items(pdf, agenda_cases(cases))
-        _line(pdf, "4. Other business")
-        _line(pdf, "5. Adjournment")
+        pages = _items(pdf, hearing_items(cases))
+        _line(pdf, "4. Applications under staff review (for information)", bold=True)
+        pdf.ln(LINE_MM / 2)
+        pages |= _items(pdf, review_items(cases))
+        _line(pdf, "5. Other business")
+        _line(pdf, "6. Adjournment")
         best = bytes(pdf.output())
         if any(first != last for first, last in pages.values()):
             return best

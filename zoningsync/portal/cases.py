@@ -54,7 +54,7 @@ CASE_TYPES = (GENERAL_USE, CONDITIONAL_USE, PLANNED_DEVELOPMENT)
 CASE_TYPE_WEIGHTS = (6, 3, 1)
 
 # The documents a case can appear in (file names under AGENDAS_PATH).
-PROSE_AGENDA = "planning-commission-agenda.pdf"   # next meeting's hearings, in prose
+PROSE_AGENDA = "planning-commission-agenda.pdf"   # hearings and cases in review, prose
 HEARING_SCHEDULE = "hearing-schedule.pdf"          # every case with a hearing, a table
 COUNCIL_AGENDA = "council-agenda.pdf"              # decided cases; encrypted
 SCANNED_AGENDA = "scanned-agenda.pdf"              # an image of a page, no text layer
@@ -119,7 +119,7 @@ class Case:
     def documents(self) -> tuple[str, ...]:
         """Names of the agenda documents that list this case."""
         names = []
-        if self.status in (SCHEDULED, CONTINUED):
+        if self.status in (SCHEDULED, CONTINUED, UNDER_REVIEW):
             names.append(PROSE_AGENDA)
         if self.hearing is not None:
             names.append(HEARING_SCHEDULE)
