@@ -60,7 +60,6 @@ COUNCIL_AGENDA = "council-agenda.pdf"              # decided cases; encrypted
 SCANNED_AGENDA = "scanned-agenda.pdf"              # an image of a page, no text layer
 MINUTES = "commission-minutes.pdf"                 # a real PDF cut off in the middle
 MISSING = "missing.pdf"                            # an HTML error page answered with 200
-DOCUMENTS = (PROSE_AGENDA, HEARING_SCHEDULE, COUNCIL_AGENDA, SCANNED_AGENDA, MINUTES, MISSING)
 
 TODAY_ZERO = date(2024, 8, 30)
 FIRST_MEETING = date(2024, 1, 9)   # a Tuesday
