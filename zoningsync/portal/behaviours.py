@@ -9,7 +9,11 @@ in the same order on every run (reset the draw with `reseed()`).
 Faults, in the order one draw is split between them: `http_429_rate` and
 `http_503_rate` (with `Retry-After: retry_after_s`), `error_json_rate` (HTTP 200
 with error JSON), `html_rate` (HTTP 200 text/html firewall page), `truncate_rate`
-(half the real body, then the connection closes).
+(half the real body, then the connection closes). These apply to the ArcGIS routes.
+
+The planning site has two of its own: `cases_layout_changed` (the case list comes
+out of a redesign: its table has another id and no rows a scraper's selector
+finds) and `slow_pdf_ms` (each agenda PDF trickles out over that many ms).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class Behaviours:
     edit_tracking: bool = True
     no_oid_field_name: bool = False
     geojson: bool = True
+    cases_layout_changed: bool = False
+    slow_pdf_ms: int = 0
     seed: int = 0
     _random: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 

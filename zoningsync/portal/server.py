@@ -8,15 +8,23 @@ In-process (tests, the demo)::
         portal.county            # the County being served (publish/republish it)
         portal.behaviours        # mutable; read on every request
         portal.app.stats         # Stats: requests per kind, arrival times
+        portal.cases             # the rezoning cases (publish them, read expected())
+        portal.cases_url         # ".../planning/cases", the paginated case list
+        portal.agendas_url       # ".../planning/agendas", the index of agenda PDFs
+        portal.legistar_url      # ".../legistar/v1", the Legistar web API root
 
 Command line: `python -m zoningsync.portal --host 127.0.0.1 --port 0 --parcels N
---seed S --crs {4326,2264,102100} --behaviour key=value ...` prints the base URL
+--seed S --crs {4326,2264,102100} --cases N --cases-seed S --legistar-client NAME
+--behaviour key=value ...` prints the base URL
 on stdout (one flushed line) once listening, logs to stderr, and serves until
 SIGTERM or SIGINT.
 
 Admin routes (JSON), for tests and the benchmark: POST `/_portal/publish`
 {"fraction": 0.01, "seed": 1} answers the publish summary (counts, PINs);
-POST `/_portal/republish`; POST `/_portal/behaviour` {key: value} answers all
+POST `/_portal/republish`; POST `/_portal/cases/publish` moves the rezoning cases
+one meeting on (apart from the county: a county publish leaves the cases alone)
+and answers what changed; GET `/_portal/cases` answers `Cases.expected()`;
+POST `/_portal/behaviour` {key: value} answers all
 behaviours; GET `/_portal/stats` {"requests": {kind: n}, "arrivals": [s, ...]};
 POST `/_portal/stats/reset`.
 """
@@ -39,7 +47,10 @@ from aiohttp import web
 
 from zoningsync.portal.arcgis import SERVICE_PATH, FeatureService, Stats
 from zoningsync.portal.behaviours import BehaviourError, Behaviours
+from zoningsync.portal.cases import AGENDAS_PATH, CASES_PATH, Cases
 from zoningsync.portal.county import SUPPORTED_CRS, County
+from zoningsync.portal.legistar import API_PATH, DEFAULT_CLIENT, LegistarApi
+from zoningsync.portal.planning import PlanningSite
 
 __all__ = ["Behaviours", "PortalApp", "RunningPortal", "main", "run_portal"]
 
@@ -47,21 +58,30 @@ log = logging.getLogger("zoningsync.portal")
 
 
 class PortalApp:
-    """The aiohttp application: ArcGIS routes plus the admin routes, one worker thread."""
+    """The aiohttp application: ArcGIS, planning site, Legistar and admin routes, one
+    worker thread."""
 
-    def __init__(self, county: County, behaviours: Behaviours | None = None) -> None:
+    def __init__(self, county: County, behaviours: Behaviours | None = None,
+                 cases: Cases | None = None, legistar_client: str = DEFAULT_CLIENT) -> None:
         self.county = county
         self.behaviours = behaviours if behaviours is not None else Behaviours()
+        self.cases = cases if cases is not None else Cases(county)
         self.stats = Stats()
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="portal")
         self.service = FeatureService(county, self.behaviours, self.stats, self.worker)
+        self.planning = PlanningSite(self.cases, self.behaviours, self.stats, self.worker)
+        self.legistar = LegistarApi(self.cases, self.stats, self.worker, legistar_client)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.add_routes(self.service.routes())
+        app.add_routes(self.planning.routes())
+        app.add_routes(self.legistar.routes())
         app.add_routes([
             web.post("/_portal/publish", self.publish),
             web.post("/_portal/republish", self.republish),
+            web.post("/_portal/cases/publish", self.publish_cases),
+            web.get("/_portal/cases", self.expected_cases),
             web.post("/_portal/behaviour", self.set_behaviour),
             web.get("/_portal/stats", self.get_stats),
             web.post("/_portal/stats/reset", self.reset_stats),
@@ -84,6 +104,15 @@ class PortalApp:
 
     async def republish(self, request: web.Request) -> web.Response:
         return _answer(await self._in_worker(self.county.republish))
+
+    async def publish_cases(self, request: web.Request) -> web.Response:
+        summary = await self._in_worker(self.cases.publish)
+        log.info("published cases version %s: %s changed", summary["version"],
+                 len(summary["changed"]))
+        return _answer(summary)
+
+    async def expected_cases(self, request: web.Request) -> web.Response:
+        return _answer(await self._in_worker(self.cases.expected))
 
     async def set_behaviour(self, request: web.Request) -> web.Response:
         try:
@@ -135,12 +164,31 @@ class RunningPortal:
     def service_url(self) -> str:
         return self.base_url + SERVICE_PATH
 
+    @property
+    def cases(self) -> Cases:
+        return self.app.cases
+
+    @property
+    def cases_url(self) -> str:
+        return self.base_url + CASES_PATH
+
+    @property
+    def agendas_url(self) -> str:
+        return self.base_url + AGENDAS_PATH
+
+    @property
+    def legistar_url(self) -> str:
+        """The web API root; matters are under `{legistar_url}/{client}/matters`."""
+        return self.base_url + API_PATH
+
 
 @asynccontextmanager
 async def run_portal(county: County, behaviours: Behaviours | None = None,
-                     host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[RunningPortal]:
-    """Serve the county until the block ends; port 0 picks a free port."""
-    portal = PortalApp(county, behaviours)
+                     host: str = "127.0.0.1", port: int = 0, *, cases: Cases | None = None,
+                     legistar_client: str = DEFAULT_CLIENT) -> AsyncIterator[RunningPortal]:
+    """Serve the county (and its cases, by default `Cases(county)`) until the block
+    ends; port 0 picks a free port."""
+    portal = PortalApp(county, behaviours, cases, legistar_client)
     runner = web.AppRunner(portal.application(), access_log=None)
     await runner.setup()
     try:
@@ -162,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parcels", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--crs", type=int, default=4326, choices=SUPPORTED_CRS)
+    parser.add_argument("--cases", type=int, default=60, help="rezoning cases to generate")
+    parser.add_argument("--cases-seed", type=int, default=1)
+    parser.add_argument("--legistar-client", default=DEFAULT_CLIENT)
     parser.add_argument("--behaviour", action="append", default=[], metavar="KEY=VALUE",
                         help="e.g. pagination=false, silent_cap=70, http_429_rate=0.1")
     args = parser.parse_args(argv)
@@ -175,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         behaviours.update(dict(pairs))
         if args.parcels < 1:
             raise BehaviourError("--parcels must be at least 1")
+        if args.cases < 1:
+            raise BehaviourError("--cases must be at least 1")
     except BehaviourError as exc:
         parser.error(str(exc))
     try:
@@ -192,7 +245,9 @@ async def _serve(args: argparse.Namespace, behaviours: Behaviours) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("generating %s parcels (seed %s, EPSG %s)", args.parcels, args.seed, args.crs)
     county = await loop.run_in_executor(None, County, args.parcels, args.seed, args.crs)
-    async with run_portal(county, behaviours, args.host, args.port) as portal:
+    cases = await loop.run_in_executor(None, Cases, county, args.cases, args.cases_seed)
+    async with run_portal(county, behaviours, args.host, args.port, cases=cases,
+                          legistar_client=args.legistar_client) as portal:
         print(portal.base_url, flush=True)
         log.info("serving %s", portal.service_url)
         await stop.wait()
