@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -33,13 +32,10 @@ import structlog
 from zoningsync.config import FeedConfig
 from zoningsync.errors import (
     FetchError,
-    RunFailed,
     SourceConfigError,
-    ZoningsyncError,
-    describe_failure,
 )
-from zoningsync.fingerprint import plan_fingerprint
-from zoningsync.http import Fetcher, FetchStats
+from zoningsync.feed_run import FeedRun
+from zoningsync.http import Fetcher
 from zoningsync.prepare import prepare_fetched
 from zoningsync.producers.arcgis.plan import FetchPlan
 from zoningsync.producers.arcgis.producer import ArcgisProducer
@@ -49,8 +45,6 @@ from zoningsync.retire_guard import retire_guard
 from zoningsync.sql import queries
 from zoningsync.store import bulk, merge, runs, staging
 from zoningsync.store.connect import Conn
-from zoningsync.store.feeds import pause_state, register_feed
-from zoningsync.store.lease import feed_lease
 from zoningsync.taskgroup import task_group
 
 SQL = queries("store.sql")
@@ -62,12 +56,6 @@ OVERLAP = timedelta(hours=1)
 PREPARE_WORKERS = 2
 QUEUE_PAGES = 4
 MERGE_WORKERS = 2  # PostgreSQL does the merge work; two sessions use both cores
-SETTINGS_CHANGED = ("the feed's settings that shape its rows changed since this run was "
-                    "interrupted; its staging is dropped and a fresh full run replaces it")
-
-
-class FeedPaused(ZoningsyncError):
-    """The feed is paused; `zoningsync resume` lets it sync again."""
 
 
 @dataclass
@@ -108,126 +96,32 @@ def oid_set_hash(oids: Sequence[int]) -> str:
     return hashlib.sha256(",".join(map(str, sorted(oids))).encode()).hexdigest()
 
 
-class FeedRun:
-    """Everything one run of one feed needs, and the steps it takes."""
+class ArcgisRun(FeedRun[RunCursor]):
+    """A run of an ArcGIS layer feed: pages of features, chunked merge."""
 
     def __init__(self, *, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
                  fetcher: Fetcher, executor: Executor, reporter: Reporter) -> None:
-        self.db_url = db_url
-        self.pool = pool
-        self.feed = feed
-        self.fetcher = fetcher
-        self.executor = executor
-        self.reporter = reporter
-        self.stats = FetchStats()
-        self.delta = staging.StatsDelta(self.stats)
+        super().__init__(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher,
+                         executor=executor, reporter=reporter)
         self.producer = ArcgisProducer(feed, fetcher, self.stats)
-        self.started = time.monotonic()
         self.indexing: asyncio.Task[None] | None = None
-        self.fingerprint = plan_fingerprint(feed)
-        self.phase = "plan"  # plan, fetch or merge: where this attempt is
-        self.settings_changed = False  # an interrupted run was dropped for it
 
-    async def run(self, *, force_full: bool, allow_mass_retire: bool = False
-                  ) -> dict[str, Any]:
-        """The run, start to end; whatever goes wrong after its row exists ends in that row.
+    def _cursor_from_json(self, data: dict[str, Any]) -> RunCursor:
+        return RunCursor.from_json(data)
 
-        Any exception but a cancel marks the run failed with a one-line, redacted
-        reason and raises RunFailed; a cancel marks it cancelled (resumable).
-        """
-        async with (feed_lease(self.db_url, self.feed.full_id) as lease,
-                    self.pool.acquire() as conn):
-            await register_feed(conn, self.feed)
-            paused, reason = await pause_state(conn, self.feed.full_id)
-            if paused:
-                raise FeedPaused(
-                    f"feed {self.feed.full_id} is paused ({reason or 'no reason given'}); "
-                    f"run `zoningsync resume {self.feed.full_id}` to sync it again")
-            stale = await runs.abandon_stale_runs(conn, lease_pid=lease.get_server_pid())
-            if stale:
-                log.warning("closed runs left unfinished too long; their staging is dropped",
-                            runs=stale, older_than=str(runs.STALE_AFTER))
-            run_id, cursor = await self._open_run(conn, force_full=force_full)
-            log.info("run started", feed=self.feed.full_id, run=run_id, phase=self.phase)
-            try:
-                await bulk.ensure_secondary_indexes(conn)  # a load that died may have left none
-                if cursor is None:
-                    cursor = await self._plan(conn, run_id, force_full=force_full)
-                if self.phase == "fetch":
-                    await self._fetch(conn, run_id, cursor)
-                held = await self._merge(conn, run_id, cursor,
-                                         allow_mass_retire=allow_mass_retire)
-                if self.indexing is not None:
-                    await self.indexing
-                if held is None:
-                    await self._finish(conn, run_id, cursor)
-                else:
-                    await self._hold(conn, run_id, held)
-            except asyncio.CancelledError:
-                await asyncio.shield(self._stop(conn, run_id, "cancelled", "cancelled; " +
-                                                self._next_sync()))
-                raise
-            except Exception as exc:
-                raise await self._failed(conn, run_id, exc) from exc
-            finally:
-                if self.indexing is not None and not self.indexing.done():
-                    self.indexing.cancel()
-                    await asyncio.gather(self.indexing, return_exceptions=True)
-            return await runs.get_run(conn, run_id)
+    async def _prepare(self, conn: Conn) -> None:
+        await bulk.ensure_secondary_indexes(conn)  # a load that died may have left none
 
-    def _next_sync(self) -> str:
-        return ("the next sync starts a new run" if self.phase == "plan"
-                else "the next sync resumes it")
+    async def _settle(self) -> None:
+        if self.indexing is not None:
+            await self.indexing
 
-    async def _failed(self, conn: Conn, run_id: int, exc: Exception) -> RunFailed:
-        """Record a failure of any kind in the run's row; the error to raise in its place."""
-        message = describe_failure(exc)
-        log.error("run failed", feed=self.feed.full_id, run=run_id, phase=self.phase,
-                  error_type=type(exc).__name__, error=message)
-        log.debug("run failure traceback", run=run_id, exc_info=exc)
-        try:
-            await self._stop(conn, run_id, "failed", message)
-        except Exception as stop_exc:  # the connection may be what failed
-            log.error("could not record the run's failure", run=run_id,
-                      error=describe_failure(stop_exc))
-        return RunFailed(f"run {run_id} of {self.feed.full_id} failed: {message}; "
-                         f"{self._next_sync()}")
-
-    async def _stop(self, conn: Conn, run_id: int, status: str,
-                    error: str) -> None:
-        requests, retries, received = self.delta.take()
-        await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
-        await runs.fail_run(conn, run_id, status, error, self._elapsed())
-
-    def _elapsed(self) -> float:
-        elapsed = time.monotonic() - self.started
-        self.started = time.monotonic()
-        return elapsed
+    async def _abandon(self) -> None:
+        if self.indexing is not None and not self.indexing.done():
+            self.indexing.cancel()
+            await asyncio.gather(self.indexing, return_exceptions=True)
 
     # -- planning ---------------------------------------------------------------
-
-    async def _open_run(self, conn: Conn, *, force_full: bool
-                        ) -> tuple[int, RunCursor | None]:
-        """Resume the feed's interrupted run, or open a new one (its cursor: None, unplanned).
-
-        An interrupted run staged under other settings (its fingerprint differs)
-        is closed with its staging dropped, and the new run reads everything.
-        """
-        interrupted = await runs.interrupted_run(conn, self.feed.full_id)
-        if interrupted is not None and interrupted.fingerprint != self.fingerprint:
-            await runs.close_run(conn, interrupted.id, "cancelled", SETTINGS_CHANGED, 0.0)
-            log.warning("the feed's settings changed since its run was interrupted; that "
-                        "run's staging is dropped and a fresh full run starts",
-                        feed=self.feed.full_id, run=interrupted.id)
-            self.settings_changed = True
-        elif interrupted is not None and interrupted.cursor and not (
-            force_full and interrupted.mode != "full"
-        ):
-            await runs.resume_run(conn, interrupted.id)
-            log.info("resuming interrupted run", run=interrupted.id, phase=interrupted.phase)
-            self.phase = interrupted.phase
-            return interrupted.id, RunCursor.from_json(interrupted.cursor)
-        return await runs.start_run(conn, self.feed.full_id, self.fingerprint), None
 
     async def _plan(self, conn: Conn, run_id: int, *, force_full: bool) -> RunCursor:
         cursor = await self._decide(conn, force_full=force_full or self.settings_changed)
@@ -485,13 +379,6 @@ class FeedRun:
                 "the next sync reads the layer again. If the deletions are real, run "
                 f"`zoningsync sync {self.feed.full_id} --allow-mass-retire`")
 
-    async def _hold(self, conn: Conn, run_id: int, reason: str) -> None:
-        """End a held run: nothing merged, its staging dropped, the feed's success unchanged."""
-        requests, retries, received = self.delta.take()
-        await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
-        await runs.close_run(conn, run_id, "held", reason, self._elapsed())
-        log.warning("run held", feed=self.feed.full_id, run=run_id, reason=reason)
-
     async def _finish(self, conn: Conn, run_id: int, cursor: RunCursor
                       ) -> None:
         staged_mark: datetime | None = await conn.fetchval(SQL["staged_high_water_mark"],
@@ -521,8 +408,8 @@ async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
     A run held by the retirement guard returns its row (status `held`); a run
     that fails raises RunFailed, its row marked failed.
     """
-    run = FeedRun(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher, executor=executor,
-                  reporter=reporter)
+    run = ArcgisRun(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher, executor=executor,
+                    reporter=reporter)
     try:
         return await run.run(force_full=force_full, allow_mass_retire=allow_mass_retire)
     finally:
