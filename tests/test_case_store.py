@@ -582,3 +582,17 @@ async def test_the_parcels_view_carries_the_address_an_arcgis_feed_maps(
     assert rows and all(r["address"] for r in rows)
     assert all("SITE_ADDRESS" not in r["attrs"] for r in rows)
     assert await count(db, "features", "address IS NULL") == 0
+
+
+async def test_addresses_survive_a_merge_of_changes_and_stay_in_history(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path) -> None:
+    async with run_portal(County(300, seed=5)) as portal:
+        feed = feed_config(tmp_path, portal.layer_url(0),
+                           fields=PARCEL_FIELDS + '\naddress = "SITE_ADDRESS"')
+        await run(db_url, tmp_path, feed)
+        portal.county.publish(0.2, seed=3)
+        summary = await run(db_url, tmp_path, feed, full=True)
+    assert summary["updated"] > 0 and summary["inserted"] > 0 and summary["retired"] > 0
+    assert await count(db, "features", "address IS NULL") == 0
+    assert await count(db, "feature_history", "op <> 'insert' AND address IS NULL") == 0
+
