@@ -133,3 +133,20 @@ async def test_every_table_and_column_carries_a_comment(db: asyncpg.Connection) 
     assert [r["relname"] for r in uncommented] == []
 
 
+async def test_the_normalizing_functions_are_immutable_so_they_can_be_indexed(
+        db: asyncpg.Connection) -> None:
+    rows = await db.fetch(
+        "SELECT p.proname, p.provolatile::text FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'zoningsync'"
+        " WHERE p.proname LIKE 'normalize_%' ORDER BY 1")
+    assert [tuple(r) for r in rows] == [("normalize_address", "i"),
+                                        ("normalize_parcel_id", "i")]
+
+
+async def test_the_parcels_view_gains_address_as_its_last_column(
+        db: asyncpg.Connection) -> None:
+    names = [r["column_name"] for r in await db.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'zoningsync'"
+        " AND table_name = 'parcels' ORDER BY ordinal_position")]
+    assert names[-1] == "address"
+

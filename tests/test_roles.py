@@ -6,8 +6,9 @@ import asyncpg
 import pytest
 
 VIEWS = ("parcels", "zoning_districts", "zoning_changes_recent", "pending_cases",
-         "parcel_history")
-BASE_TABLES = ("features", "feature_history", "feeds", "runs", "quarantine", "cases")
+         "parcel_history", "rezoning_cases")
+BASE_TABLES = ("features", "feature_history", "feeds", "runs", "quarantine", "cases",
+               "case_history", "case_status_history", "staged_cases", "documents")
 
 
 @pytest.mark.parametrize("view", VIEWS)
@@ -103,3 +104,23 @@ async def test_parcel_history_gives_the_reader_each_change_with_zoning_before_an
         ("j", "B", "B", "insert", None, "R-4", False, first),
         ("j", "B", "B", "retire", "R-4", None, True, second),
     ]
+
+
+async def test_writer_role_can_stage_merge_and_record_cases(db: asyncpg.Connection) -> None:
+    from zoningsync.cases.model import CaseRecord
+    from zoningsync.store.cases import clear_case_staging, merge_cases, save_document, stage_cases
+
+    await db.execute(
+        "INSERT INTO zoningsync.feeds (id, jurisdiction, feed, kind, source_type, url)"
+        " VALUES ('j/c', 'j', 'c', 'cases', 'html', 'http://127.0.0.1/')")
+    await db.execute("SET ROLE zoningsync_writer")
+    run_id = await db.fetchval(
+        "INSERT INTO zoningsync.runs (feed, mode) VALUES ('j/c', 'full') RETURNING id")
+    await stage_cases(db, run_id, [CaseRecord("Z-1")])
+    counts = await merge_cases(db, run_id, "j/c", "j", complete=True)
+    await save_document(db, "j/c", "http://127.0.0.1/a.pdf", run_id=run_id, etag=None,
+                        last_modified=None, sha256="0" * 64, size=1, content_type=None,
+                        cases=(), quarantine=("no_match", "no case table"))
+    await clear_case_staging(db, run_id)
+    assert counts.inserted == 1
+    assert await db.fetch("SELECT * FROM zoningsync.rezoning_cases") != []

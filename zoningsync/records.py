@@ -37,7 +37,7 @@ class QuarantineReason(StrEnum):
 
 
 # Canonical columns every parcels / zoning_districts feed may fill from upstream fields.
-CANONICAL_FIELDS = ("parcel_id", "zoning_code", "zoning_desc")
+CANONICAL_FIELDS = ("parcel_id", "zoning_code", "zoning_desc", "address")
 
 GeometryFormat = Literal["esrijson", "geojson"]
 

@@ -127,9 +127,10 @@ SELECT EXISTS (SELECT 1 FROM zoningsync.features WHERE feed = $1);
 WITH inserted AS (
     INSERT INTO zoningsync.features AS f
         (feed, source_key, jurisdiction, kind, parcel_id, zoning_code, zoning_desc, attrs,
-         geom, h3, row_hash, source_edited_at, first_run, last_run)
+         geom, h3, row_hash, source_edited_at, first_run, last_run, address)
     SELECT $2, s.source_key, $4, $5, s.parcel_id, s.zoning_code, s.zoning_desc, s.attrs,
-           ST_GeomFromWKB(s.wkb, 4326), s.chunk, s.row_hash, s.source_edited_at, $1, $1
+           ST_GeomFromWKB(s.wkb, 4326), s.chunk, s.row_hash, s.source_edited_at, $1, $1,
+           s.address
     FROM zoningsync.staged_rows s
     WHERE s.run_id = $1 AND s.page_id = $3
       AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows twin
@@ -227,11 +228,11 @@ WITH dup AS (
                || count(*) OVER (PARTITION BY d.source_key) || ' upstream records',
            CASE WHEN d.wkb IS NOT NULL THEN jsonb_build_object(
                'parcel_id', d.parcel_id, 'zoning_code', d.zoning_code,
-               'zoning_desc', d.zoning_desc, 'attributes', d.attrs,
+               'zoning_desc', d.zoning_desc, 'address', d.address, 'attributes', d.attrs,
                'geometry', ST_AsGeoJSON(ST_GeomFromWKB(d.wkb, 4326))::jsonb)
            ELSE jsonb_build_object(
                'parcel_id', f.parcel_id, 'zoning_code', f.zoning_code,
-               'zoning_desc', f.zoning_desc, 'attributes', f.attrs,
+               'zoning_desc', f.zoning_desc, 'address', f.address, 'attributes', f.attrs,
                'geometry', ST_AsGeoJSON(f.geom)::jsonb) END
     FROM dup d
     LEFT JOIN zoningsync.features f
@@ -405,13 +406,15 @@ WITH src AS (
 ), upserted AS (
     INSERT INTO zoningsync.features AS f
         (feed, source_key, jurisdiction, kind, parcel_id, zoning_code, zoning_desc, attrs,
-         geom, h3, row_hash, source_edited_at, first_run, last_run)
+         geom, h3, row_hash, source_edited_at, first_run, last_run, address)
     SELECT $2, s.source_key, $4, $5, s.parcel_id, s.zoning_code, s.zoning_desc, s.attrs,
-           ST_GeomFromWKB(s.wkb, 4326), s.chunk, s.row_hash, s.source_edited_at, $1, $1
+           ST_GeomFromWKB(s.wkb, 4326), s.chunk, s.row_hash, s.source_edited_at, $1, $1,
+           s.address
     FROM src s
     ON CONFLICT (feed, source_key) DO UPDATE
     SET parcel_id = EXCLUDED.parcel_id, zoning_code = EXCLUDED.zoning_code,
-        zoning_desc = EXCLUDED.zoning_desc, attrs = EXCLUDED.attrs, geom = EXCLUDED.geom,
+        zoning_desc = EXCLUDED.zoning_desc, address = EXCLUDED.address,
+        attrs = EXCLUDED.attrs, geom = EXCLUDED.geom,
         h3 = EXCLUDED.h3, row_hash = EXCLUDED.row_hash,
         source_edited_at = EXCLUDED.source_edited_at, last_run = EXCLUDED.last_run,
         updated_at = now()
@@ -420,14 +423,14 @@ WITH src AS (
 ), history AS (
     INSERT INTO zoningsync.feature_history
         (run_id, op, feed, source_key, new_row_hash, parcel_id, zoning_code, zoning_desc,
-         attrs, geom, h3, row_hash, source_edited_at, first_run, last_run, updated_at)
+         attrs, geom, h3, row_hash, source_edited_at, first_run, last_run, updated_at, address)
     SELECT $1, 'update', $2, o.source_key, u.row_hash, o.parcel_id, o.zoning_code,
            o.zoning_desc, o.attrs, o.geom, o.h3, o.row_hash, o.source_edited_at,
-           o.first_run, o.last_run, o.updated_at
+           o.first_run, o.last_run, o.updated_at, o.address
     FROM old o JOIN upserted u ON u.source_key = o.source_key AND NOT u.inserted
     UNION ALL
     SELECT $1, 'insert', $2, u.source_key, u.row_hash, NULL, NULL, NULL, NULL, NULL, NULL,
-           NULL, NULL, NULL, NULL, NULL
+           NULL, NULL, NULL, NULL, NULL, NULL
     FROM upserted u WHERE u.inserted
     RETURNING op
 ), changes AS (
@@ -453,10 +456,10 @@ WITH gone AS (
 ), history AS (
     INSERT INTO zoningsync.feature_history
         (run_id, op, feed, source_key, new_row_hash, parcel_id, zoning_code, zoning_desc,
-         attrs, geom, h3, row_hash, source_edited_at, first_run, last_run, updated_at)
+         attrs, geom, h3, row_hash, source_edited_at, first_run, last_run, updated_at, address)
     SELECT $1, 'retire', $2, g.source_key, NULL, g.parcel_id, g.zoning_code, g.zoning_desc,
            g.attrs, g.geom, g.h3, g.row_hash, g.source_edited_at, g.first_run, g.last_run,
-           g.updated_at
+           g.updated_at, g.address
     FROM gone g
     RETURNING 1
 )
@@ -530,12 +533,15 @@ ORDER BY id DESC
 LIMIT $2;
 
 -- name: list_quarantine
+-- Without $2 (--all): each feed's latest finished run, and the documents still
+-- quarantined, whichever run quarantined their unchanged content.
 SELECT q.id, q.feed, q.run_id, q.source_key, q.source_oid, q.reason, q.detail, q.raw,
        q.created_at
 FROM zoningsync.quarantine q
 WHERE ($1::text IS NULL OR q.feed = $1)
   AND ($2::boolean OR q.run_id = (SELECT max(r.id) FROM zoningsync.runs r
-                                  WHERE r.feed = q.feed AND r.status <> 'running'))
+                                  WHERE r.feed = q.feed AND r.status <> 'running')
+       OR EXISTS (SELECT 1 FROM zoningsync.documents d WHERE d.quarantine_id = q.id))
 ORDER BY q.id
 LIMIT $3;
 
@@ -554,6 +560,15 @@ CREATE INDEX IF NOT EXISTS features_parcel_id_idx ON zoningsync.features (parcel
 
 -- name: create_features_zoning_code_idx
 CREATE INDEX IF NOT EXISTS features_zoning_code_idx ON zoningsync.features (zoning_code);
+
+-- name: create_features_parcel_id_norm_idx
+CREATE INDEX IF NOT EXISTS features_parcel_id_norm_idx ON zoningsync.features
+    (jurisdiction, zoningsync.normalize_parcel_id(parcel_id)) WHERE kind = 'parcels';
+
+-- name: create_features_address_norm_idx
+CREATE INDEX IF NOT EXISTS features_address_norm_idx ON zoningsync.features
+    (jurisdiction, zoningsync.normalize_address(address))
+    WHERE kind = 'parcels' AND address IS NOT NULL;
 
 -- name: try_lease
 SELECT pg_try_advisory_lock($1, hashtext($2));

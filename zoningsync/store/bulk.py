@@ -3,6 +3,8 @@
 Kept up to date row by row, the GiST index on geometries took 2.2 s of the 5.4 s
 a 100k first load spends inserting, and the parcel_id and zoning_code indexes
 another 0.9 s; built once over the loaded rows, they cost a fraction of that.
+The expression indexes that match cases to parcels (normalized parcel id and
+address, migration 0009) would run their normalizing function on every row.
 osm2pgsql and ogr2ogr build theirs after the load for the same reason. Only a
 load into an entirely empty `features` table drops them: once any feed is stored,
 its readers keep their indexes and later loads maintain them row by row.
@@ -22,7 +24,8 @@ from zoningsync.store.connect import Conn
 SQL = queries("store.sql")
 log = structlog.get_logger(__name__)
 
-SECONDARY_INDEXES = ("features_geom_idx", "features_parcel_id_idx", "features_zoning_code_idx")
+SECONDARY_INDEXES = ("features_geom_idx", "features_parcel_id_idx", "features_zoning_code_idx",
+                     "features_parcel_id_norm_idx", "features_address_norm_idx")
 
 
 async def defer_secondary_indexes(conn: Conn) -> bool:

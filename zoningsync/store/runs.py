@@ -158,5 +158,10 @@ async def list_runs(conn: Conn, feed_id: str | None, limit: int
 
 async def list_quarantine(conn: Conn, feed_id: str | None, *,
                           all_runs: bool, limit: int) -> list[dict[str, Any]]:
+    """Each feed's latest finished run's quarantine (or every run's), and what documents hold.
+
+    An unchanged quarantined document is not quarantined again by later runs, yet
+    stays quarantined: the row its document points to is listed whatever its run.
+    """
     rows = await conn.fetch(SQL["list_quarantine"], feed_id, all_runs, limit)
     return [record_as_dict(r) for r in rows]

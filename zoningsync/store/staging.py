@@ -27,11 +27,11 @@ EWKB_SRID_FLAG = 0x20000000
 
 STAGED_COLUMNS = (
     "run_id", "page_id", "source_oid", "source_key", "chunk", "parcel_id", "zoning_code",
-    "zoning_desc", "attrs", "wkb", "source_edited_at", "row_hash",
+    "zoning_desc", "attrs", "wkb", "source_edited_at", "row_hash", "address",
 )
 FEATURE_COLUMNS = (
     "feed", "source_key", "jurisdiction", "kind", "parcel_id", "zoning_code", "zoning_desc",
-    "attrs", "geom", "h3", "row_hash", "source_edited_at", "first_run", "last_run",
+    "attrs", "geom", "h3", "row_hash", "source_edited_at", "first_run", "last_run", "address",
 )
 QUARANTINE_COLUMNS = ("feed", "run_id", "source_key", "source_oid", "reason", "detail", "raw")
 
@@ -125,7 +125,8 @@ async def stage_page(
                 records=[
                     (run_id, page.page_id, r.oid, r.source_key, r.chunk,
                      r.fields.get("parcel_id"), r.fields.get("zoning_code"),
-                     r.fields.get("zoning_desc"), r.attrs_json, r.wkb, r.edited_at, r.row_hash)
+                     r.fields.get("zoning_desc"), r.attrs_json, r.wkb, r.edited_at, r.row_hash,
+                     r.fields.get("address"))
                     for r in page.rows
                 ],
             )
@@ -157,7 +158,7 @@ async def _store_page(conn: Conn, feed: FeedConfig, run_id: int, page: PreparedP
                     (feed.full_id, r.source_key, feed.jurisdiction, feed.kind.value,
                      r.fields.get("parcel_id"), r.fields.get("zoning_code"),
                      r.fields.get("zoning_desc"), r.attrs_json, ewkb_4326(r.wkb), r.chunk,
-                     r.row_hash, r.edited_at, run_id, run_id)
+                     r.row_hash, r.edited_at, run_id, run_id, r.fields.get("address"))
                     for r in page.rows
                 ],
             )
