@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from zoningsync.errors import SettingsError
+from zoningsync.redact import redact
 
 SYSTEM_CONFIG = Path("/etc/zoningsync/zoningsync.toml")
 SYSTEM_STATE_DIR = Path("/var/lib/zoningsync")
@@ -135,11 +136,6 @@ def load_settings(
 
 
 def redact_url(url: str) -> str:
-    """Hide a password in a URL before it reaches a message."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    """Hide a password in a URL before it reaches a message (the one redactor's job)."""
+    return redact(url)
 
