@@ -51,7 +51,8 @@ from zoningsync.errors import FetchError, TokenRejected, UpstreamRefused, Zoning
 from zoningsync.ratelimit import DEFAULT_LIMITS, HostLimits, TokenBucket
 from zoningsync.redact import redact, register_secret_params
 
-__all__ = ["BadAnswer", "FetchStats", "Fetcher", "HostLimits", "RetryPolicy", "retry_after_seconds"]
+__all__ = ["AnswerTooBig", "BadAnswer", "FetchStats", "Fetcher", "HostLimits", "RetryPolicy",
+           "retry_after_seconds"]
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +92,10 @@ class FetchStats:
     requests: int = 0
     retries: int = 0
     bytes: int = 0
+
+
+class AnswerTooBig(FetchError):
+    """The answer is larger than the request's cap; it would be as large next time."""
 
 
 class BadAnswer(Exception):
@@ -423,12 +428,12 @@ class Fetcher:
         too_big = (f"{request.shown_url}: the answer is over the {limit}-byte limit "
                    f"({_mib(limit)}) for this kind of request")
         if response.content_length is not None and response.content_length > limit:
-            raise FetchError(f"{too_big}; {response.content_length} bytes announced")
+            raise AnswerTooBig(f"{too_big}; {response.content_length} bytes announced")
         body = bytearray()
         async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
             request.stats.bytes += len(chunk)
             if len(body) + len(chunk) > limit:
-                raise FetchError(f"{too_big}; stopped reading there")
+                raise AnswerTooBig(f"{too_big}; stopped reading there")
             body += chunk
         return body
 

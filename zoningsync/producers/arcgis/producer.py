@@ -28,7 +28,7 @@ import structlog
 
 from zoningsync.config import FeedConfig
 from zoningsync.errors import SourceConfigError, UpstreamRefused
-from zoningsync.http import Fetcher, FetchStats, HostLimits, RetryPolicy
+from zoningsync.http import AnswerTooBig, Fetcher, FetchStats, HostLimits, RetryPolicy
 from zoningsync.producers.arcgis.answers import answer_check
 from zoningsync.producers.arcgis.decode import decode_features
 from zoningsync.producers.arcgis.fields import FieldMap
@@ -45,8 +45,11 @@ MAX_GET_URL = 1800
 PAGES_IN_FLIGHT = 4
 METADATA_MAX_BYTES = 4 * 2**20  # layer metadata and counts
 IDS_MAX_BYTES = 64 * 2**20  # room for about 6.5M nine-digit object ids
-PAGE_BYTES_PER_FEATURE = 128 * 1024  # a parcel is about 1 KB; a zoning district more
-PAGE_MIN_BYTES = 32 * 2**20  # small pages of large districts still fit
+# A parcel is about 1 KB, a zoning district tens of KB. A page of the default
+# 2,000 features may take 64 MiB; PAGES_IN_FLIGHT such pages are the most that
+# endless bodies can make a run hold. Small pages of large districts get the floor.
+PAGE_BYTES_PER_FEATURE = 32 * 1024
+PAGE_MIN_BYTES = 16 * 2**20
 # More features than any layer holds (the whole US has about 155M parcels): a
 # count above it is a broken server, and planning its pages would exhaust memory.
 MAX_LAYER_FEATURES = 500_000_000
@@ -78,6 +81,7 @@ class ArcgisProducer:
         self._layer: LayerInfo | None = None
         self._fields: FieldMap | None = None
         self._size: PageSize | None = None
+        self._page_max_bytes = PAGE_MIN_BYTES
         self._dialect = 0  # index of the first edit-date dialect the server may accept
         self._object_ids: dict[str, list[int]] = {}
 
@@ -106,13 +110,14 @@ class ArcgisProducer:
                                            check=check, decode=decode, max_bytes=max_bytes)
 
     async def _query(self, params: Mapping[str, str]) -> Mapping[str, Any]:
-        answer: Mapping[str, Any] = await self._call(self.query_url, params, "features",
-                                                     self._page_max_bytes(), decode_features)
+        try:
+            answer: Mapping[str, Any] = await self._call(
+                self.query_url, params, "features", self._page_max_bytes, decode_features)
+        except AnswerTooBig as exc:
+            raise AnswerTooBig(
+                f"{exc.message}; if the layer's features really are this large, lower "
+                f"feeds.{self.feed.id}.page_size in {self.feed.source_file}") from None
         return answer
-
-    def _page_max_bytes(self) -> int:
-        """A page's cap: generous per feature of the planned page size, never tiny."""
-        return max(PAGE_MIN_BYTES, self._page_size() * PAGE_BYTES_PER_FEATURE)
 
     # -- the layer ------------------------------------------------------------------
 
@@ -129,6 +134,7 @@ class ArcgisProducer:
                                     canonical=canonical, key=key,
                                     edit_date_field=layer.edit_date_field)
             self._size = PageSize(min(self.feed.page_size, layer.max_record_count))
+            self._page_max_bytes = max(PAGE_MIN_BYTES, self._size.value * PAGE_BYTES_PER_FEATURE)
             self._layer = layer
         return self._layer
 
