@@ -126,3 +126,35 @@ def test_check_refuses_while_open_but_never_claims_the_trial() -> None:
     b.before_attempt()
     with pytest.raises(CircuitOpen):
         b.check()
+
+
+def fail_with(b: CircuitBreaker, *reasons: str) -> None:
+    for reason in reasons:
+        b.before_attempt()
+        b.record_failure(reason)
+
+
+def test_the_refusal_names_the_last_three_distinct_reasons_oldest_first() -> None:
+    b = breaker(Clock(), threshold=5)
+    fail_with(b, "HTTP 500", "HTTP 502", "HTTP 502", "no answer within 60 s", "HTTP 504")
+    with pytest.raises(CircuitOpen) as refused:
+        b.before_attempt()
+    assert ("5 consecutive failed requests (last: HTTP 502; no answer within 60 s; HTTP 504)"
+            in refused.value.message)
+
+
+def test_the_reasons_a_breaker_names_are_redacted() -> None:
+    b = breaker(Clock(), threshold=1)
+    fail_with(b, "ClientError: https://gis.example.org/q?token=abcdef123456 reset")
+    with pytest.raises(CircuitOpen) as refused:
+        b.before_attempt()
+    assert "abcdef123456" not in refused.value.message
+    assert "token=***" in refused.value.message
+
+
+def test_a_success_forgets_the_reasons_of_earlier_failures() -> None:
+    b = breaker(Clock())
+    fail_with(b, "HTTP 500", "HTTP 500")
+    b.record_success()
+    fail_with(b, "HTTP 503", "HTTP 503", "HTTP 503")
+    assert b.reasons == ["HTTP 503"]

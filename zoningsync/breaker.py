@@ -7,19 +7,26 @@ another cooldown. Outcomes that say nothing about the host's health (a 404, an
 unusable record, a cancelled request, a 429 that the token bucket already
 answers by slowing down) neither count nor reset; they only hand the trial slot
 to the next caller.
+
+The refusal names the last few distinct reasons the host failed for (redacted),
+so that a failed run says why the host was given up on, not only how often.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from zoningsync.errors import CircuitOpen
+from zoningsync.redact import redact
 
 log = structlog.get_logger(__name__)
+
+REASONS_KEPT = 3
 
 
 class CircuitBreaker:
@@ -38,6 +45,7 @@ class CircuitBreaker:
         self._failures = 0
         self._open_until: float | None = None
         self._trial_in_flight = False
+        self._reasons: deque[str] = deque(maxlen=REASONS_KEPT)  # distinct, newest last
 
     @property
     def is_open(self) -> bool:
@@ -57,13 +65,25 @@ class CircuitBreaker:
         if self._open_until is not None:
             self._trial_in_flight = True
 
+    @property
+    def reasons(self) -> list[str]:
+        """The last distinct reasons of the current run of failures, oldest first."""
+        return list(self._reasons)
+
     def record_success(self) -> None:
         self._failures = 0
         self._open_until = None
         self._trial_in_flight = False
+        self._reasons.clear()
 
-    def record_failure(self) -> None:
+    def record_failure(self, reason: str = "") -> None:
+        """Count a failed attempt; `reason` says why, in one line (it is redacted here)."""
         self._failures += 1
+        if reason:
+            reason = redact(" ".join(reason.split()))
+            if reason in self._reasons:
+                self._reasons.remove(reason)
+            self._reasons.append(reason)
         if self._trial_in_flight or self._failures >= self.threshold:
             self._open_until = self._clock() + self.cooldown_s
             self._trial_in_flight = False
@@ -72,6 +92,7 @@ class CircuitBreaker:
                 host=self.host,
                 consecutive_failures=self._failures,
                 cooldown_s=self.cooldown_s,
+                reasons=self.reasons,
             )
 
     def record_neutral(self) -> None:
@@ -83,7 +104,8 @@ class CircuitBreaker:
         when = f"{at:%Y-%m-%d %H:%M:%S} UTC (in {wait:.0f} s)"
         if self._trial_in_flight:
             when = "when the trial request in flight succeeds"
+        causes = f" (last: {'; '.join(self._reasons)})" if self._reasons else ""
         return (
-            f"{self.host}: {self._failures} consecutive failed requests; "
+            f"{self.host}: {self._failures} consecutive failed requests{causes}; "
             f"zoningsync will try this host again {when}"
         )

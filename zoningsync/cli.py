@@ -24,6 +24,7 @@ from zoningsync.commands.sync import quarantine, runs, sync
 from zoningsync.errors import ZoningsyncError
 from zoningsync.gc_policy import tune_for_bulk_parsing
 from zoningsync.observability import configure_logging
+from zoningsync.redact import redact
 from zoningsync.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -117,12 +118,16 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except ZoningsyncError as exc:
-        click.echo(f"zoningsync: error: {exc.message}", err=True)
+        click.echo(redact(f"zoningsync: error: {' '.join(exc.message.split())}"), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("zoningsync: interrupted", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # a bug or an unconverted library error: still one line
+        click.echo(redact(f"zoningsync: internal error: {type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())}"), err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -50,6 +50,11 @@ GRID_DECIMALS = 7
 ARC_STEP = math.radians(5)  # chord deviation at most 0.1% of the radius
 BEZIER_SEGMENTS = 32
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+# What reading one hostile geometry can raise besides GeometryRejected: members of
+# the wrong type or count (a curve segment {"c": 5}, a geometry that is a list),
+# nesting too deep, numbers out of range. Caught per record, only on the slow path.
+UNREADABLE = (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError,
+              OverflowError, ArithmeticError)
 
 
 class GeometryRejected(ZoningsyncError):
@@ -97,7 +102,8 @@ def read_shapes(geometries: Sequence[Mapping[str, Any] | RawJson | None],
 
     Each geometry becomes its Shape or the reason and detail of its rejection
     (not the exception: its traceback would hold this frame, the page's rings
-    with it, in a cycle that the relaxed collector leaves for long).
+    with it, in a cycle that the relaxed collector leaves for long). A geometry
+    that is not what its format says, however malformed, is a `parse_error`.
     """
     texts = [g if type(g) is RawJson and geometry_format == "esrijson" else b""
              for g in geometries]
@@ -112,6 +118,9 @@ def read_shapes(geometries: Sequence[Mapping[str, Any] | RawJson | None],
             shapes.append(read_shape(_decoded(geometry), geometry_format))
         except GeometryRejected as exc:
             shapes.append((exc.reason, exc.detail))
+        except UNREADABLE as exc:
+            shapes.append((QuarantineReason.PARSE_ERROR,
+                           f"the geometry is malformed ({type(exc).__name__}: {str(exc)[:200]})"))
     return shapes
 
 
@@ -120,15 +129,18 @@ def _decoded(geometry: Mapping[str, Any] | RawJson | None) -> Any:
         return geometry
     try:
         return orjson.loads(bytes(geometry))  # orjson takes exact bytes only
-    except orjson.JSONDecodeError as exc:
+    except orjson.JSONDecodeError as exc:  # nested deeper than 1,024 levels included
         raise GeometryRejected(QuarantineReason.PARSE_ERROR,
-                               f"the geometry is not JSON ({exc})") from None
+                               f"the geometry is not readable JSON ({exc})") from None
 
 
 def read_shape(geometry: Mapping[str, Any] | None, geometry_format: str) -> Shape:
     """The rings of one upstream geometry; raises GeometryRejected for what is no area."""
     if not geometry:
         raise GeometryRejected(QuarantineReason.NULL_GEOMETRY, "the record has no geometry")
+    if not isinstance(geometry, Mapping):
+        raise GeometryRejected(QuarantineReason.PARSE_ERROR,
+                               f"the geometry is {type(geometry).__name__}, not an object")
     if geometry_format == "geojson":
         return _geojson_shape(geometry)
     if "curveRings" in geometry:

@@ -9,14 +9,22 @@ a circuit breaker (`breaker.py`) that stops hammering a host that keeps failing.
 An answer is only "good" when the caller can use it: JSON endpoints often answer
 HTTP 200 with an HTML firewall page, a truncated body or a JSON error, so those
 are retried too, and the caller's `check` callback can ask for a retry by
-raising `BadAnswer`. A query or form parameter named `token` never reaches a log
-line or an error message.
+raising `BadAnswer`. Every message and log line passes `redact.redact()`, and
+the values of secret-named query or form parameters (`token`) are registered
+with it, so a server that echoes a token in its error page shows it nowhere.
+
+Answers are capped by what the caller asked for (`max_bytes`: a few MiB for
+metadata, more for id lists and pages), under the fetcher-wide ceiling: a body
+that never ends costs at most its cap, and a too-big answer fails at once,
+naming the limit, since it would be as big next time. A body that does not
+decode (invalid, or nested too deep for the decoder) is a bad answer like any
+other: retried, then a `FetchError`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
@@ -39,10 +47,12 @@ from tenacity import (
 
 from zoningsync import __version__
 from zoningsync.breaker import CircuitBreaker
-from zoningsync.errors import FetchError, TokenRejected, UpstreamRefused
+from zoningsync.errors import FetchError, TokenRejected, UpstreamRefused, ZoningsyncError
 from zoningsync.ratelimit import DEFAULT_LIMITS, HostLimits, TokenBucket
+from zoningsync.redact import redact, register_secret_params
 
-__all__ = ["BadAnswer", "FetchStats", "Fetcher", "HostLimits", "RetryPolicy", "retry_after_seconds"]
+__all__ = ["AnswerTooBig", "BadAnswer", "FetchStats", "Fetcher", "HostLimits", "RetryPolicy",
+           "retry_after_seconds"]
 
 log = structlog.get_logger(__name__)
 
@@ -56,10 +66,15 @@ MAX_RETRY_AFTER_S = 600.0
 # thread so that the event loop never stalls for much more than a millisecond.
 THREAD_PARSE_BYTES = 128 * 1024
 READ_CHUNK_BYTES = 64 * 1024
-SECRET_PARAMS = frozenset({"token"})
-_SECRET_IN_TEXT = re.compile(r"(?i)\b(token=)[^&\s#'\"]+")
+# How much of an error answer's body a message quotes (its reason, redacted).
+ERROR_SNIPPET_BYTES = 300
+# What decoders raise on bodies they cannot turn into values: bad JSON (orjson and
+# msgspec errors are ValueErrors), nesting deeper than the C stack allows, numbers
+# out of range, values of a type the decoder refuses.
+DECODE_ERRORS = (ValueError, RecursionError, OverflowError, TypeError)
 
 T = TypeVar("T")
+Body = bytes | bytearray  # an answer as read: one growing buffer, never copied to decode
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,10 @@ class FetchStats:
     requests: int = 0
     retries: int = 0
     bytes: int = 0
+
+
+class AnswerTooBig(FetchError):
+    """The answer is larger than the request's cap; it would be as large next time."""
 
 
 class BadAnswer(Exception):
@@ -100,32 +119,34 @@ class _Retryable(Exception):
         self.throttled = throttled
 
 
-class _Redactor:
-    """Hides access tokens from anything a human will read."""
+def _shown_url(url: str, params: Mapping[str, str] | None,
+               data: Mapping[str, str] | None) -> str:
+    """The request's URL as messages show it, its secrets registered and masked."""
+    register_secret_params([*parse_qsl(urlsplit(url).query), *(params or {}).items(),
+                            *(data or {}).items()])
+    if params:
+        url = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
+    return redact(url)
 
-    def __init__(
-        self, url: str, params: Mapping[str, str] | None, data: Mapping[str, str] | None
-    ) -> None:
-        pairs = [*parse_qsl(urlsplit(url).query), *(params or {}).items(), *(data or {}).items()]
-        self._secrets = [value for name, value in pairs if name.lower() in SECRET_PARAMS and value]
-        if params:
-            url = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
-        self.url = self(url)
 
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _SECRET_IN_TEXT.sub(r"\1***", text)
+def _one_line(text: str) -> str:
+    return redact(" ".join(text.split()))
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date."""
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date.
+
+    Not a number (NaN) is no answer; an endless wait (1e308, inf) is kept as it
+    is, and the caller refuses it.
+    """
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(seconds) else max(0.0, seconds)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -151,11 +172,12 @@ class _Request:
     data: Mapping[str, str] | None
     retry: RetryPolicy
     stats: FetchStats
-    redact: _Redactor
+    shown_url: str  # redacted, for messages
+    max_bytes: int
     host: _Host
 
 
-Interpret = Callable[[bytes, str], Awaitable[T]]
+Interpret = Callable[[Body, str], Awaitable[T]]
 
 
 class Fetcher:
@@ -224,10 +246,15 @@ class Fetcher:
         retry: RetryPolicy,
         stats: FetchStats,
         check: Callable[[Any], None] | None = None,
-        decode: Callable[[bytes], Any] = orjson.loads,
+        decode: Callable[[Body], Any] = orjson.loads,
+        max_bytes: int | None = None,
     ) -> Any:
-        """GET a JSON answer; `decode` turns the body into values (orjson.loads)."""
-        return await self._fetch("GET", url, params, None, retry, stats,
+        """GET a JSON answer; `decode` turns the body into values (orjson.loads).
+
+        `max_bytes` caps this answer (None: the fetcher-wide limit, which also
+        bounds any cap asked for).
+        """
+        return await self._fetch("GET", url, params, None, retry, stats, max_bytes,
                                  _json_reader(check, self.decode_executor, decode))
 
     async def post_json(
@@ -238,10 +265,11 @@ class Fetcher:
         retry: RetryPolicy,
         stats: FetchStats,
         check: Callable[[Any], None] | None = None,
-        decode: Callable[[bytes], Any] = orjson.loads,
+        decode: Callable[[Body], Any] = orjson.loads,
+        max_bytes: int | None = None,
     ) -> Any:
         """POST `data` form-encoded (ArcGIS takes long id lists only this way)."""
-        return await self._fetch("POST", url, None, data, retry, stats,
+        return await self._fetch("POST", url, None, data, retry, stats, max_bytes,
                                  _json_reader(check, self.decode_executor, decode))
 
     async def get_bytes(
@@ -251,8 +279,9 @@ class Fetcher:
         *,
         retry: RetryPolicy,
         stats: FetchStats,
+        max_bytes: int | None = None,
     ) -> bytes:
-        return await self._fetch("GET", url, params, None, retry, stats, _raw_body)
+        return await self._fetch("GET", url, params, None, retry, stats, max_bytes, _raw_body)
 
     def _host(self, url: str) -> _Host:
         key = urlsplit(url).netloc.lower()
@@ -278,12 +307,16 @@ class Fetcher:
         data: Mapping[str, str] | None,
         retry: RetryPolicy,
         stats: FetchStats,
+        max_bytes: int | None,
         interpret: Interpret[T],
     ) -> T:
-        redact = _Redactor(url, params, data)
+        shown = _shown_url(url, params, data)
         if urlsplit(url).scheme.lower() not in ("http", "https"):
-            raise FetchError(f"{redact.url}: not an http(s) URL")
-        request = _Request(method, url, params, data, retry, stats, redact, self._host(url))
+            raise FetchError(f"{shown}: not an http(s) URL")
+        limit = self.max_response_bytes if max_bytes is None else min(
+            max_bytes, self.max_response_bytes)
+        request = _Request(method, url, params, data, retry, stats, shown, limit,
+                           self._host(url))
         attempts = retry.max_retries + 1
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),
@@ -298,8 +331,7 @@ class Fetcher:
                     result = await self._attempt(request, interpret)
         except _Retryable as exc:
             raise FetchError(
-                f"{redact.url}: no usable answer after {attempts} attempts; "
-                f"last: {redact(exc.reason)}"
+                f"{shown}: no usable answer after {attempts} attempts; last: {redact(exc.reason)}"
             ) from None
         return result
 
@@ -319,20 +351,23 @@ class Fetcher:
                 if exc.throttled:
                     host.breaker.record_neutral()
                 else:
-                    host.breaker.record_failure()
+                    host.breaker.record_failure(exc.reason)
                 raise
             except BadAnswer as exc:
                 host.breaker.record_neutral()
                 raise UpstreamRefused(
-                    request.redact(f"{request.redact.url}: HTTP 200 but unusable answer: {exc}")
+                    f"{request.shown_url}: HTTP 200 but unusable answer: {_one_line(str(exc))}"
                 ) from None
+            except ZoningsyncError as exc:
+                host.breaker.record_neutral()
+                raise _redacted(exc, request) from None
             except BaseException:
                 host.breaker.record_neutral()
                 raise
         host.breaker.record_success()
         return value
 
-    async def _exchange(self, request: _Request) -> tuple[bytes, str]:
+    async def _exchange(self, request: _Request) -> tuple[Body, str]:
         if self._session is None:
             raise RuntimeError("Fetcher used outside `async with Fetcher()`")
         request.stats.requests += 1
@@ -341,64 +376,102 @@ class Fetcher:
                 request.method, request.url, params=request.params, data=request.data,
                 timeout=aiohttp.ClientTimeout(total=request.retry.timeout_s),
             ) as response:
-                self._judge_status(request, response)
+                await self._judge_status(request, response)
                 body = await self._read_body(request, response)
                 return body, response.headers.get("Content-Type", "")
         except aiohttp.InvalidURL:
-            raise FetchError(f"{request.redact.url}: not a valid URL") from None
+            raise FetchError(f"{request.shown_url}: not a valid URL") from None
         except TimeoutError:
             raise _Retryable(f"no answer within {request.retry.timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
 
-    def _judge_status(self, request: _Request, response: aiohttp.ClientResponse) -> None:
+    async def _judge_status(self, request: _Request, response: aiohttp.ClientResponse) -> None:
         status = response.status
         if 200 <= status < 300:
             return
-        where = f"{request.redact.url}: HTTP {status}"
+        where = f"{request.shown_url}: HTTP {status}"
         if status in (429, 503):
             header = response.headers.get("Retry-After")
             retry_after = retry_after_seconds(header, datetime.now(UTC))
             throttled = status == 429 or retry_after is not None
             if throttled:
-                request.host.bucket.slow_down(time.monotonic(), retry_after or 0.0)
+                # Even a server asking for forever pauses its host for at most the
+                # longest wait zoningsync accepts: other feeds share the bucket.
+                pause = min(retry_after or 0.0, MAX_RETRY_AFTER_S)
+                request.host.bucket.slow_down(time.monotonic(), pause)
                 log.warning(
                     "http.slow_down", host=request.host.breaker.host, status=status,
                     retry_after_s=retry_after,
                 )
             if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
                 raise FetchError(
-                    f"{where}: the server asks to wait {retry_after:.0f} s, longer than "
+                    f"{where}: the server asks to wait {_seconds(retry_after)}, longer than "
                     f"zoningsync waits within a run ({MAX_RETRY_AFTER_S:.0f} s)"
                 )
             raise _Retryable(f"HTTP {status}", retry_after, throttled=throttled)
         if status in RETRYABLE_STATUSES:
             raise _Retryable(f"HTTP {status}")
+        said = await _error_snippet(response)
         if status in TOKEN_STATUSES:
-            raise TokenRejected(f"{where}: the server rejected the access token")
-        raise UpstreamRefused(f"{where} {response.reason or ''}".rstrip())
+            raise TokenRejected(f"{where}: the server rejected the access token{said}")
+        raise UpstreamRefused(f"{where} {response.reason or ''}".rstrip() + said)
 
-    async def _read_body(self, request: _Request, response: aiohttp.ClientResponse) -> bytes:
-        """Read at most `max_response_bytes`; a bigger answer would be as big next time."""
-        limit = self.max_response_bytes
-        too_big = f"{request.redact.url}: answer is over the {limit}-byte limit"
+    async def _read_body(self, request: _Request, response: aiohttp.ClientResponse
+                         ) -> bytearray:
+        """Read at most the request's cap; a bigger answer would be as big next time.
+
+        One growing buffer rather than chunks joined at the end: joining held
+        the answer twice at its peak.
+        """
+        limit = request.max_bytes
+        too_big = (f"{request.shown_url}: the answer is over the {limit}-byte limit "
+                   f"({_mib(limit)}) for this kind of request")
         if response.content_length is not None and response.content_length > limit:
-            raise FetchError(f"{too_big} ({response.content_length} bytes announced)")
-        chunks: list[bytes] = []
-        size = 0
+            raise AnswerTooBig(f"{too_big}; {response.content_length} bytes announced")
+        body = bytearray()
         async for chunk in response.content.iter_chunked(READ_CHUNK_BYTES):
-            size += len(chunk)
             request.stats.bytes += len(chunk)
-            if size > limit:
-                raise FetchError(too_big)
-            chunks.append(chunk)
-        return b"".join(chunks)
+            if len(body) + len(chunk) > limit:
+                raise AnswerTooBig(f"{too_big}; stopped reading there")
+            body += chunk
+        return body
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value < 1e9 else f"{value:.3g} s"
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.4g} MiB"
+
+
+async def _error_snippet(response: aiohttp.ClientResponse) -> str:
+    """The start of an error answer's body, one line, redacted: often the server's reason."""
+    try:
+        text = (await response.content.read(ERROR_SNIPPET_BYTES)).decode("utf-8", "replace")
+    except (aiohttp.ClientError, TimeoutError):
+        return ""
+    text = _one_line(text)
+    return f": {text}" if text else ""
+
+
+def _redacted(error: ZoningsyncError, request: _Request) -> ZoningsyncError:
+    """A caller's error (a token refused in an answer) as the same kind, said safely."""
+    message = _one_line(error.message)
+    if not message.startswith(request.shown_url):
+        message = f"{request.shown_url}: {message}"
+    redacted = type(error)(message)
+    redacted.exit_code = error.exit_code
+    return redacted
 
 
 def _json_reader(check: Callable[[Any], None] | None, executor: Executor | None,
-                 decode: Callable[[bytes], Any]) -> Interpret[Any]:
-    """Reads answers with `decode`, which raises orjson.JSONDecodeError on bad JSON."""
-    async def read(body: bytes, content_type: str) -> Any:
+                 decode: Callable[[Body], Any]) -> Interpret[Any]:
+    """Reads answers with `decode`; whatever it raises on a body it cannot read
+    (`DECODE_ERRORS`) makes the answer a bad one, retried like a truncated body.
+    """
+    async def read(body: Body, content_type: str) -> Any:
         if "html" in content_type.lower() or body[:64].lstrip().startswith(b"<"):
             raise _Retryable(f"an HTML page instead of JSON ({content_type or 'no content type'})")
         try:
@@ -407,8 +480,11 @@ def _json_reader(check: Callable[[Any], None] | None, executor: Executor | None,
                     executor, decode, body)
             else:
                 value = decode(body)
-        except orjson.JSONDecodeError as exc:
-            raise _Retryable(f"invalid JSON ({exc})") from None
+        except DECODE_ERRORS as exc:
+            kind = "invalid JSON" if isinstance(exc, ValueError) else "undecodable JSON"
+            raise _Retryable(f"{kind} ({type(exc).__name__}: {str(exc)[:200]})") from None
+        except MemoryError:
+            raise FetchError(f"decoding a {len(body)}-byte answer ran out of memory") from None
         if check is not None:
             try:
                 check(value)
@@ -421,8 +497,8 @@ def _json_reader(check: Callable[[Any], None] | None, executor: Executor | None,
     return read
 
 
-async def _raw_body(body: bytes, content_type: str) -> bytes:
-    return body
+async def _raw_body(body: Body, content_type: str) -> bytes:
+    return bytes(body)
 
 
 def _backoff(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
@@ -446,10 +522,10 @@ def _log_retry(request: _Request, attempts: int) -> Callable[[RetryCallState], N
         reason = failure.reason if isinstance(failure, _Retryable) else repr(failure)
         log.warning(
             "http.retry",
-            url=request.redact.url,
+            url=request.shown_url,
             attempt=state.attempt_number,
             attempts=attempts,
-            reason=request.redact(reason),
+            reason=redact(reason),
             wait_s=round(state.upcoming_sleep, 3),
         )
 

@@ -2,8 +2,11 @@
 
 Logs go to stderr only, as JSON lines when stderr is not a terminal (journald,
 CI, pipes) and as readable lines on a terminal; stdout is left to each command's
-answer. The loop-lag probe measures how late the event loop wakes up, which is
-how zoningsync proves that CPU work really stays off the loop.
+answer. Every string of every event, from structlog or the stdlib logging of a
+library, passes `redact.redact()` just before it is rendered (tracebacks
+included), so no log call can leak a secret it was handed. The loop-lag probe
+measures how late the event loop wakes up, which is how zoningsync proves that
+CPU work really stays off the loop.
 """
 
 from __future__ import annotations
@@ -13,12 +16,49 @@ import contextlib
 import logging
 import sys
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
+from zoningsync.redact import redact
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}
+
+
+# How deep redaction looks into an event's lists and mappings; deeper values are
+# replaced by their redacted text.
+REDACT_DEPTH = 4
+
+
+def redact_event(logger: Any, method: str, event: MutableMapping[str, Any]
+                 ) -> MutableMapping[str, Any]:
+    """structlog processor: every value of the event with its secrets masked.
+
+    Strings are redacted, inside lists and mappings too; any other object (a URL,
+    an exception) becomes its redacted text, since the renderer would print that
+    text anyway. structlog's own keys (`_record`) are left for it to remove.
+    """
+    for key, value in event.items():
+        if not key.startswith("_"):
+            event[key] = _redacted(value, REDACT_DEPTH)
+    return event
+
+
+def _redacted(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, int | float):
+        return value
+    if depth > 0 and isinstance(value, dict):
+        return {k: _redacted(v, depth - 1) for k, v in value.items()}
+    if depth > 0 and isinstance(value, list | tuple):
+        return [_redacted(v, depth - 1) for v in value]
+    if isinstance(value, BaseException):
+        return redact(f"{type(value).__name__}: {value}")
+    return redact(str(value))
 
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
@@ -34,16 +74,20 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    # Exceptions are rendered to text first, so that redaction sees the text.
+    last: list[structlog.typing.Processor] = [structlog.processors.format_exc_info,
+                                              redact_event]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, *last, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processor=renderer, foreign_pre_chain=shared)
-    )
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[*shared, *last],
+    ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(LEVELS[level], logging.WARNING))

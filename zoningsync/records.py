@@ -51,19 +51,32 @@ class CrsSpec:
     wkt: str | None = None
 
     @classmethod
-    def from_esri(cls, spatial_reference: Mapping[str, Any] | None) -> CrsSpec | None:
-        if not spatial_reference:
+    def from_esri(cls, spatial_reference: Any) -> CrsSpec | None:
+        """The CRS an Esri `spatialReference` names; None when it names none readably.
+
+        Servers send what they like here (a wkid as text, a list, 1e300): a code
+        that is not a whole number in range counts as absent, so a page that
+        gives no other is quarantined as an unknown CRS instead of failing.
+        """
+        if not isinstance(spatial_reference, Mapping) or not spatial_reference:
             return None
-        wkid = spatial_reference.get("wkid")
-        latest = spatial_reference.get("latestWkid")
+        wkid = _epsg_code(spatial_reference.get("wkid"))
+        latest = _epsg_code(spatial_reference.get("latestWkid"))
         wkt = spatial_reference.get("wkt")
-        if wkid is None and latest is None and not wkt:
+        wkt = wkt if isinstance(wkt, str) and wkt else None
+        if wkid is None and latest is None and wkt is None:
             return None
-        return cls(
-            wkid=int(wkid) if wkid is not None else None,
-            latest_wkid=int(latest) if latest is not None else None,
-            wkt=str(wkt) if wkt else None,
-        )
+        return cls(wkid=wkid, latest_wkid=latest, wkt=wkt)
+
+
+def _epsg_code(value: Any) -> int | None:
+    """A wkid as the whole number it should be (servers also send "2264" or 2264.0)."""
+    digits = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9
+    if digits or (isinstance(value, float) and value.is_integer() and abs(value) < 2**31):
+        value = int(value)
+    if type(value) is int and 0 < value < 2**31:
+        return value
+    return None
 
 
 WGS84 = CrsSpec(wkid=4326, latest_wkid=4326)

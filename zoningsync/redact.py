@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable
 
 MASK = "***"
 # Shorter values would mask ordinary words; real tokens are far longer.
 MIN_SECRET_CHARS = 6
+# Request parameters whose values are secrets wherever else they may be echoed.
+SECRET_PARAMS = frozenset({"token", "access_token", "api_key", "apikey", "password", "passwd",
+                           "secret", "sig", "signature"})
 
 _PARAM = re.compile(
     r"(?i)\b((?:token|access_token|api_key|apikey|key|password|passwd|secret|sig|signature)"
@@ -35,6 +39,13 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= MIN_SECRET_CHARS:
         with _lock:
             _secrets.add(value)
+
+
+def register_secret_params(pairs: Iterable[tuple[str, str]]) -> None:
+    """Register the values of the secret-named parameters among `pairs` (a query, a form)."""
+    for name, value in pairs:
+        if name.lower() in SECRET_PARAMS:
+            register_secret(value)
 
 
 def redact(text: str) -> str:

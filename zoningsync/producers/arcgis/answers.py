@@ -3,7 +3,9 @@
 ArcGIS servers answer errors as JSON with HTTP 200 (`{"error": {"code": 500}}`),
 token problems as codes 498/499, and a refused `where` clause as code 400. These
 checks run on every parsed answer: transient errors are retried by the fetcher,
-a refused query or a rejected token is not.
+a refused query or a rejected token is not. The error object is the server's
+own words: any member may be missing or of any type, and its text is cut short
+(the fetcher redacts it, since servers echo tokens in it).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from zoningsync.errors import TokenRejected
 from zoningsync.http import BadAnswer
 
 REFUSED_HINTS = ("where", "invalid query", "parameter", "sql", "syntax")
+ERROR_TEXT_CHARS = 300
 # What the expected member must hold (`objectIds` is null when nothing matches).
 SHAPES: dict[str, type | tuple[type, ...]] = {
     "features": list, "objectIds": (list, type(None)), "count": int, "fields": list,
@@ -23,10 +26,23 @@ SHAPES: dict[str, type | tuple[type, ...]] = {
 
 def _describe(error: dict[str, Any]) -> str:
     details = error.get("details") or []
-    text = str(error.get("message") or "error")
+    if not isinstance(details, list):
+        details = [details]
+    text = _short(error.get("message") or "error")
     if details:
-        text += " (" + "; ".join(str(d) for d in details) + ")"
-    return f"ArcGIS error {error.get('code', '?')}: {text}"
+        text += " (" + "; ".join(_short(d) for d in details[:5]) + ")"
+    return f"ArcGIS error {_short(error.get('code', '?'))}: {text}"
+
+
+def _short(value: Any) -> str:
+    """A member of the server's error as short text; a nested value shows only its type."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float) or value is None:
+        text = str(value)
+    else:
+        text = type(value).__name__
+    return text[:ERROR_TEXT_CHARS]
 
 
 def answer_check(expect: str, token_env: str | None) -> Callable[[Any], None]:
@@ -52,7 +68,8 @@ def answer_check(expect: str, token_env: str | None) -> Callable[[Any], None]:
             raise BadAnswer(_describe(error))
         if expect and expect not in answer:
             raise BadAnswer(f"the answer has no '{expect}'")
-        if expect in SHAPES and not isinstance(answer[expect], SHAPES[expect]):
-            raise BadAnswer(f"the answer's '{expect}' is {type(answer[expect]).__name__}")
+        value = answer.get(expect)
+        if expect in SHAPES and (not isinstance(value, SHAPES[expect]) or type(value) is bool):
+            raise BadAnswer(f"the answer's '{expect}' is {type(value).__name__}")
 
     return check

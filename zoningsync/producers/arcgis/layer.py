@@ -1,4 +1,9 @@
-"""Layer metadata (`<layer>?f=json`): what the server can do and how its data is shaped."""
+"""Layer metadata (`<layer>?f=json`): what the server can do and how its data is shaped.
+
+Every member is read as the server may really send it: absent, null, or of
+another type than documented. What cannot be read is treated as absent, never
+as a traceback.
+"""
 
 from __future__ import annotations
 
@@ -30,36 +35,41 @@ class LayerInfo:
 
 
 def parse_layer(url: str, meta: Mapping[str, Any]) -> LayerInfo:
-    fields = {str(f["name"]): str(f.get("type", "")) for f in meta.get("fields") or []
-              if isinstance(f, dict) and "name" in f}
-    oid_field = meta.get("objectIdField") or next(
+    listed = meta.get("fields")
+    fields = {f["name"]: str(f.get("type", "")) for f in listed if isinstance(f, dict)
+              and isinstance(f.get("name"), str)} if isinstance(listed, list) else {}
+    declared = meta.get("objectIdField")
+    oid_field = declared if isinstance(declared, str) and declared else next(
         (name for name, kind in fields.items() if kind == OID_TYPE), None)
     if not oid_field:
         raise UpstreamRefused(
             f"{url}: the layer declares no object id field (objectIdField or a field of type "
             f"{OID_TYPE}); zoningsync cannot page it reliably")
-    edit_info = meta.get("editFieldsInfo") or {}
-    edit_field = edit_info.get("editDateField") if isinstance(edit_info, dict) else None
-    if edit_field not in fields:
+    edit_field = _mapping(meta.get("editFieldsInfo")).get("editDateField")
+    if not isinstance(edit_field, str) or edit_field not in fields:
         edit_field = None
-    advanced = meta.get("advancedQueryCapabilities") or {}
+    advanced = _mapping(meta.get("advancedQueryCapabilities"))
     crs = (CrsSpec.from_esri(meta.get("sourceSpatialReference"))
-           or CrsSpec.from_esri((meta.get("extent") or {}).get("spatialReference"))
+           or CrsSpec.from_esri(_mapping(meta.get("extent")).get("spatialReference"))
            or CrsSpec.from_esri(meta.get("spatialReference")))
     formats = str(meta.get("supportedQueryFormats") or "").lower()
     return LayerInfo(
         url=url,
         name=str(meta.get("name") or ""),
-        oid_field=str(oid_field),
+        oid_field=oid_field,
         edit_date_field=edit_field,
         geometry_type=str(meta.get("geometryType") or ""),
         crs=crs,
         max_record_count=_max_record_count(meta.get("maxRecordCount")),
-        supports_pagination=bool(meta.get("supportsPagination")
-                                 or advanced.get("supportsPagination")),
+        supports_pagination=(meta.get("supportsPagination") is True
+                             or advanced.get("supportsPagination") is True),
         supports_geojson="geojson" in formats,
         fields=fields,
     )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _max_record_count(value: Any) -> int:

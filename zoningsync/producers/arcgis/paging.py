@@ -50,8 +50,15 @@ class Fetched:
 
 
 def feature_oid(feature: Mapping[str, Any], oid_field: str) -> int | None:
-    """The feature's object id, if it has an integral one (read for every feature)."""
-    attributes = feature.get("attributes")
+    """The feature's object id, if it has an integral one (read for every feature).
+
+    A feature that is not even an object (a server's null) has none: the page
+    keeps it, and the prepare stage quarantines it.
+    """
+    try:
+        attributes = feature.get("attributes")
+    except AttributeError:
+        return None
     if type(attributes) is not dict and not isinstance(attributes, Mapping):
         return None
     value = attributes.get(oid_field)

@@ -4,6 +4,13 @@ It reads the layer's metadata, counts and lists object ids, plans the read
 (offset paging when the server pages, object-id batches otherwise) and fetches
 the plan's pages a few at a time within the host's budget (`paging.py` repairs
 what servers get wrong). It knows nothing of the database.
+
+Each kind of request has its own answer cap, so that a server streaming an
+endless body costs a few MiB, not the fetcher's ceiling: metadata and counts
+are kilobytes (the recorded layers' metadata is 4-6 KB), an id list grows with
+the layer (1M nine-digit ids take 9.5 MiB), and a page grows with its size.
+Numbers the server answers (counts, ids) are checked before a plan is built
+from them.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import structlog
 
 from zoningsync.config import FeedConfig
 from zoningsync.errors import SourceConfigError, UpstreamRefused
-from zoningsync.http import Fetcher, FetchStats, HostLimits, RetryPolicy
+from zoningsync.http import AnswerTooBig, Fetcher, FetchStats, HostLimits, RetryPolicy
 from zoningsync.producers.arcgis.answers import answer_check
 from zoningsync.producers.arcgis.decode import decode_features
 from zoningsync.producers.arcgis.fields import FieldMap
@@ -29,12 +36,23 @@ from zoningsync.producers.arcgis.layer import LayerInfo, parse_layer
 from zoningsync.producers.arcgis.paging import Fetched, PageSize, PlanReader
 from zoningsync.producers.arcgis.plan import FetchPlan, PageSpec, Strategy, offset_plan, oid_plan
 from zoningsync.records import FetchedPage
+from zoningsync.redact import register_secret
 
 log = structlog.get_logger(__name__)
 
 # Longer GET URLs are sent as POST forms: proxies and old IIS front ends cut near 2 KB.
 MAX_GET_URL = 1800
 PAGES_IN_FLIGHT = 4
+METADATA_MAX_BYTES = 4 * 2**20  # layer metadata and counts
+IDS_MAX_BYTES = 64 * 2**20  # room for about 6.5M nine-digit object ids
+# A parcel is about 1 KB, a zoning district tens of KB. A page of the default
+# 2,000 features may take 64 MiB; PAGES_IN_FLIGHT such pages are the most that
+# endless bodies can make a run hold. Small pages of large districts get the floor.
+PAGE_BYTES_PER_FEATURE = 32 * 1024
+PAGE_MIN_BYTES = 16 * 2**20
+# More features than any layer holds (the whole US has about 155M parcels): a
+# count above it is a broken server, and planning its pages would exhaust memory.
+MAX_LAYER_FEATURES = 500_000_000
 
 
 def _edit_dialects(field: str, mark: datetime) -> tuple[str, ...]:
@@ -63,6 +81,7 @@ class ArcgisProducer:
         self._layer: LayerInfo | None = None
         self._fields: FieldMap | None = None
         self._size: PageSize | None = None
+        self._page_max_bytes = PAGE_MIN_BYTES
         self._dialect = 0  # index of the first edit-date dialect the server may accept
         self._object_ids: dict[str, list[int]] = {}
 
@@ -76,21 +95,28 @@ class ArcgisProducer:
             raise SourceConfigError(
                 f"{self.feed.source_file}: feeds.{self.feed.id}.token_env: the environment "
                 f"variable {self.feed.token_env} is not set; export the ArcGIS token there")
+        register_secret(token)  # hidden wherever a server or a message repeats it
         return {"token": token}
 
-    async def _call(self, url: str, params: Mapping[str, str], expect: str,
-                    decode: Callable[[bytes], Any] = orjson.loads) -> Any:
+    async def _call(self, url: str, params: Mapping[str, str], expect: str, max_bytes: int,
+                    decode: Callable[[bytes | bytearray], Any] = orjson.loads) -> Any:
         full = {"f": "json", **params, **self._token()}
         check = answer_check(expect, self.feed.token_env)
         if len(url) + 1 + len(urlencode(full)) > MAX_GET_URL:
             return await self.fetcher.post_json(url, full, retry=self.retry, stats=self.stats,
-                                                check=check, decode=decode)
+                                                check=check, decode=decode,
+                                                max_bytes=max_bytes)
         return await self.fetcher.get_json(url, full, retry=self.retry, stats=self.stats,
-                                           check=check, decode=decode)
+                                           check=check, decode=decode, max_bytes=max_bytes)
 
     async def _query(self, params: Mapping[str, str]) -> Mapping[str, Any]:
-        answer: Mapping[str, Any] = await self._call(self.query_url, params, "features",
-                                                     decode_features)
+        try:
+            answer: Mapping[str, Any] = await self._call(
+                self.query_url, params, "features", self._page_max_bytes, decode_features)
+        except AnswerTooBig as exc:
+            raise AnswerTooBig(
+                f"{exc.message}; if the layer's features really are this large, lower "
+                f"feeds.{self.feed.id}.page_size in {self.feed.source_file}") from None
         return answer
 
     # -- the layer ------------------------------------------------------------------
@@ -98,7 +124,8 @@ class ArcgisProducer:
     async def layer(self) -> LayerInfo:
         """The layer's metadata, fetched once; the feed's field names checked against it."""
         if self._layer is None:
-            layer = parse_layer(self.feed.url, await self._call(self.feed.url, {}, ""))
+            layer = parse_layer(self.feed.url, await self._call(self.feed.url, {}, "",
+                                                                METADATA_MAX_BYTES))
             real = {name.lower(): name for name in layer.fields}
             key = tuple(self._resolve(real, "key", name, layer) for name in self.feed.key)
             canonical = {c: self._resolve(real, f"fields.{c}", upstream, layer)
@@ -107,6 +134,7 @@ class ArcgisProducer:
                                     canonical=canonical, key=key,
                                     edit_date_field=layer.edit_date_field)
             self._size = PageSize(min(self.feed.page_size, layer.max_record_count))
+            self._page_max_bytes = max(PAGE_MIN_BYTES, self._size.value * PAGE_BYTES_PER_FEATURE)
             self._layer = layer
         return self._layer
 
@@ -132,8 +160,13 @@ class ArcgisProducer:
 
     async def count(self, where: str) -> int:
         answer = await self._call(self.query_url, {"where": where, "returnCountOnly": "true"},
-                                  "count")
-        return int(answer["count"])
+                                  "count", METADATA_MAX_BYTES)
+        count: int = answer["count"]  # an integer: the answer check saw to it
+        if not 0 <= count <= MAX_LAYER_FEATURES:
+            raise UpstreamRefused(
+                f"{self.query_url}: the server counts {count} features for {where!r}; no "
+                f"layer holds fewer than 0 or more than {MAX_LAYER_FEATURES}")
+        return count
 
     async def object_ids(self, where: str) -> list[int]:
         """The object ids `where` selects, asked once per producer (one run) and clause.
@@ -143,8 +176,15 @@ class ArcgisProducer:
         """
         if where not in self._object_ids:
             answer = await self._call(self.query_url,
-                                      {"where": where, "returnIdsOnly": "true"}, "objectIds")
-            self._object_ids[where] = sorted(int(oid) for oid in answer["objectIds"] or [])
+                                      {"where": where, "returnIdsOnly": "true"}, "objectIds",
+                                      IDS_MAX_BYTES)
+            oids = answer["objectIds"] or []
+            if not all(type(oid) is int for oid in oids):
+                wrong = next(oid for oid in oids if type(oid) is not int)
+                raise UpstreamRefused(
+                    f"{self.query_url}: the server lists an object id that is not an "
+                    f"integer ({str(wrong)[:40]!r}) for {where!r}")
+            self._object_ids[where] = sorted(oids)
         return self._object_ids[where]
 
     async def edited_since(self, mark: datetime) -> tuple[str, int] | None:
@@ -210,7 +250,11 @@ class ArcgisProducer:
         await self.layer()
         fields = self._field_map()
         async for _, fetched in self._read(await self.plan(where), (), keys_only=True):
-            yield [fields.source_key(f.get("attributes") or {}) for f in fetched.features]
+            try:
+                keys = [fields.source_key(f.get("attributes") or {}) for f in fetched.features]
+            except (AttributeError, TypeError):
+                keys = [_key_or_none(fields, f) for f in fetched.features]
+            yield keys
 
     async def _read(self, plan: FetchPlan, done: Collection[str], *, keys_only: bool
                     ) -> AsyncIterator[tuple[PageSpec, Fetched]]:
@@ -253,3 +297,11 @@ class ArcgisProducer:
 
     def _count_missing(self, oids: Sequence[int]) -> None:
         self.missing_oids += len(oids)
+
+
+def _key_or_none(fields: FieldMap, feature: Any) -> str | None:
+    """A feature's key, or None (no key) when the feature or its attributes are no object."""
+    try:
+        return fields.source_key(feature.get("attributes") or {})
+    except (AttributeError, TypeError):
+        return None
