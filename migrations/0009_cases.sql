@@ -253,6 +253,7 @@ ALTER TABLE zoningsync.documents
     ALTER COLUMN feed SET NOT NULL,
     ADD CONSTRAINT documents_feed_url_key UNIQUE (feed, url),
     ADD COLUMN extracted_cases jsonb,
+    ADD COLUMN links jsonb NOT NULL DEFAULT '{}'::jsonb,
     ADD COLUMN quarantine_id bigint REFERENCES zoningsync.quarantine (id) ON DELETE SET NULL,
     ADD COLUMN quarantine_reason text,
     ADD COLUMN quarantine_detail text,
@@ -263,6 +264,9 @@ COMMENT ON COLUMN zoningsync.documents.fetched_at IS 'When a fetch last changed 
 COMMENT ON COLUMN zoningsync.documents.extracted_cases IS
     'The cases read from this content last time (a JSON list of CaseRecord.content()), '
     'carried forward while the document is unchanged.';
+COMMENT ON COLUMN zoningsync.documents.links IS
+    'What else the content said, for a read that carries it forward unparsed: the next '
+    'list page, the PDFs it links, the values a detail page adds.';
 COMMENT ON COLUMN zoningsync.documents.quarantine_id IS
     'quarantine row of this content, while the document gives no cases (null otherwise).';
 COMMENT ON COLUMN zoningsync.documents.quarantine_reason IS

@@ -175,6 +175,9 @@ class _Request:
     shown_url: str  # redacted, for messages
     max_bytes: int
     host: _Host
+    # A conditional GET's validators, and where its answer's status and validators go.
+    headers: Mapping[str, str] | None = None
+    answer: dict[str, str] | None = None
 
 
 Interpret = Callable[[Body, str], Awaitable[T]]
@@ -283,6 +286,40 @@ class Fetcher:
     ) -> bytes:
         return await self._fetch("GET", url, params, None, retry, stats, max_bytes, _raw_body)
 
+    async def get_document(
+        self,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        retry: RetryPolicy,
+        stats: FetchStats,
+        max_bytes: int | None = None,
+    ) -> Document:
+        """GET a page or a PDF conditionally: with the validators of the copy held.
+
+        A 304 answer is a `Document` with `not_modified` and no body; the caller
+        carries forward what it read from that copy.
+        """
+        headers = {k: v for k, v in (("If-None-Match", etag),
+                                     ("If-Modified-Since", last_modified)) if v}
+        answer: dict[str, str] = {}
+        shown = _shown_url(url, None, None)
+        if urlsplit(url).scheme.lower() not in ("http", "https"):
+            raise FetchError(f"{shown}: not an http(s) URL")
+        limit = self.max_response_bytes if max_bytes is None else min(
+            max_bytes, self.max_response_bytes)
+        request = _Request("GET", url, None, None, retry, stats, shown, limit, self._host(url),
+                           headers=headers or None, answer=answer)
+        body, content_type = await self._retrying(request, _raw_with_type)
+        not_modified = answer.get("status") == "304"
+        return Document(
+            url=url, body=b"" if not_modified else body, content_type=content_type or None,
+            etag=answer.get("etag") or (etag if not_modified else None),
+            last_modified=answer.get("last_modified") or (
+                last_modified if not_modified else None),
+            not_modified=not_modified)
+
     def _host(self, url: str) -> _Host:
         key = urlsplit(url).netloc.lower()
         state = self._hosts.get(key)
@@ -317,6 +354,11 @@ class Fetcher:
             max_bytes, self.max_response_bytes)
         request = _Request(method, url, params, data, retry, stats, shown, limit,
                            self._host(url))
+        return await self._retrying(request, interpret)
+
+    async def _retrying(self, request: _Request, interpret: Interpret[T]) -> T:
+        """One request, retried while asking again may help; then one clear FetchError."""
+        retry, shown = request.retry, request.shown_url
         attempts = retry.max_retries + 1
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),
@@ -374,10 +416,17 @@ class Fetcher:
         try:
             async with self._session.request(
                 request.method, request.url, params=request.params, data=request.data,
+                headers=request.headers,
                 timeout=aiohttp.ClientTimeout(total=request.retry.timeout_s),
             ) as response:
                 await self._judge_status(request, response)
                 body = await self._read_body(request, response)
+                if request.answer is not None:
+                    request.answer.update({
+                        "status": str(response.status),
+                        "etag": response.headers.get("ETag", ""),
+                        "last_modified": response.headers.get("Last-Modified", ""),
+                    })
                 return body, response.headers.get("Content-Type", "")
         except aiohttp.InvalidURL:
             raise FetchError(f"{request.shown_url}: not a valid URL") from None
@@ -388,7 +437,7 @@ class Fetcher:
 
     async def _judge_status(self, request: _Request, response: aiohttp.ClientResponse) -> None:
         status = response.status
-        if 200 <= status < 300:
+        if 200 <= status < 300 or (status == 304 and request.headers):
             return
         where = f"{request.shown_url}: HTTP {status}"
         if status in (429, 503):
@@ -499,6 +548,22 @@ def _json_reader(check: Callable[[Any], None] | None, executor: Executor | None,
 
 async def _raw_body(body: Body, content_type: str) -> bytes:
     return bytes(body)
+
+
+async def _raw_with_type(body: Body, content_type: str) -> tuple[bytes, str]:
+    return bytes(body), content_type
+
+
+@dataclass(frozen=True)
+class Document:
+    """A conditional GET's answer: the body, or `not_modified` with the validators held."""
+
+    url: str
+    body: bytes
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    not_modified: bool
 
 
 def _backoff(policy: RetryPolicy) -> Callable[[RetryCallState], float]:

@@ -40,7 +40,7 @@ from zoningsync.prepare import prepare_fetched
 from zoningsync.producers.arcgis.plan import FetchPlan
 from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
-from zoningsync.records import FetchedPage
+from zoningsync.records import FetchedPage, Kind
 from zoningsync.retire_guard import retire_guard
 from zoningsync.sql import queries
 from zoningsync.store import bulk, merge, runs, staging
@@ -408,8 +408,11 @@ async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
     A run held by the retirement guard returns its row (status `held`); a run
     that fails raises RunFailed, its row marked failed.
     """
-    run = ArcgisRun(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher, executor=executor,
-                    reporter=reporter)
+    from zoningsync.case_run import CaseRun
+
+    kind: type[FeedRun[Any]] = CaseRun if feed.kind is Kind.CASES else ArcgisRun
+    run = kind(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher, executor=executor,
+               reporter=reporter)
     try:
         return await run.run(force_full=force_full, allow_mass_retire=allow_mass_retire)
     finally:

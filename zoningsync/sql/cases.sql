@@ -151,7 +151,7 @@ SELECT count(*) FROM zoningsync.staged_cases WHERE run_id = $1;
 -- name: document_state
 SELECT d.etag, d.last_modified, d.sha256, d.size, d.content_type, d.fetched_at,
        d.changed_at, d.extracted_cases, d.quarantine_id, d.quarantine_reason,
-       d.quarantine_detail, d.last_run
+       d.quarantine_detail, d.last_run, d.links
 FROM zoningsync.documents d
 WHERE d.feed = $1 AND d.url = $2;
 
@@ -170,25 +170,39 @@ RETURNING id;
 -- only when the content (sha256) does.
 INSERT INTO zoningsync.documents AS d
     (feed, url, etag, last_modified, sha256, size, content_type, extracted_cases,
-     quarantine_id, quarantine_reason, quarantine_detail, last_run, fetched_at, changed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now(), now())
+     quarantine_id, quarantine_reason, quarantine_detail, last_run, links, fetched_at,
+     changed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), now())
 ON CONFLICT (feed, url) DO UPDATE
 SET etag = EXCLUDED.etag, last_modified = EXCLUDED.last_modified, sha256 = EXCLUDED.sha256,
     size = EXCLUDED.size, content_type = EXCLUDED.content_type,
     extracted_cases = EXCLUDED.extracted_cases, quarantine_id = EXCLUDED.quarantine_id,
     quarantine_reason = EXCLUDED.quarantine_reason,
     quarantine_detail = EXCLUDED.quarantine_detail, last_run = EXCLUDED.last_run,
-    fetched_at = now(),
+    links = EXCLUDED.links, fetched_at = now(),
     changed_at = CASE WHEN d.sha256 IS DISTINCT FROM EXCLUDED.sha256 THEN now()
                       ELSE d.changed_at END
 WHERE (d.etag, d.last_modified, d.sha256, d.size, d.content_type, d.extracted_cases,
-       d.quarantine_id, d.quarantine_reason, d.quarantine_detail)
+       d.quarantine_id, d.quarantine_reason, d.quarantine_detail, d.links)
       IS DISTINCT FROM
       (EXCLUDED.etag, EXCLUDED.last_modified, EXCLUDED.sha256, EXCLUDED.size,
        EXCLUDED.content_type, EXCLUDED.extracted_cases, EXCLUDED.quarantine_id,
-       EXCLUDED.quarantine_reason, EXCLUDED.quarantine_detail);
+       EXCLUDED.quarantine_reason, EXCLUDED.quarantine_detail, EXCLUDED.links);
 
 -- name: add_case_merge_stats
 UPDATE zoningsync.runs
 SET inserted = inserted + $2, updated = updated + $3, retired = retired + $4
 WHERE id = $1;
+
+-- name: count_cases
+SELECT count(*) FROM zoningsync.cases WHERE feed = $1;
+
+-- name: quarantine_case_rows
+-- Rows of a document that could not become cases (no case number, unreadable
+-- values): one quarantine row each, keyed by the document they came from.
+INSERT INTO zoningsync.quarantine (feed, run_id, source_key, reason, detail, raw)
+SELECT $1, $2, $3, r.reason, r.detail, r.raw
+FROM unnest($4::text[], $5::text[], $6::jsonb[]) AS r (reason, detail, raw);
+
+-- name: add_quarantined
+UPDATE zoningsync.runs SET quarantined = quarantined + $2 WHERE id = $1;

@@ -74,7 +74,8 @@ VALUES ($1, NULL, 'plan', $2)
 RETURNING id;
 
 -- name: last_success
-SELECT id, mode, high_water_mark, layer_count, oid_set_hash, fingerprint, finished_at
+SELECT id, mode, high_water_mark, layer_count, oid_set_hash, fingerprint, finished_at,
+       started_at
 FROM zoningsync.runs
 WHERE feed = $1 AND status = 'succeeded'
 ORDER BY id DESC

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from zoningsync.cases.build import CaseRejection
 from zoningsync.cases.model import CaseRecord, DocumentQuarantine, StatusClass
 from zoningsync.redact import redact
 from zoningsync.sql import queries
@@ -85,6 +86,7 @@ class DocumentState:
     cases: tuple[CaseRecord, ...]
     quarantine: DocumentQuarantineState | None
     last_run: int | None
+    links: Mapping[str, Any] = field(default_factory=dict)
 
     def holds(self, sha256: str) -> bool:
         """This content was read before: its cases (or its quarantine) carry forward."""
@@ -207,7 +209,7 @@ def _document_state(row: Mapping[str, Any]) -> DocumentState:
         size=row["size"], content_type=row["content_type"], fetched_at=row["fetched_at"],
         changed_at=row["changed_at"],
         cases=tuple(case_from_content(c) for c in row["extracted_cases"] or ()),
-        quarantine=quarantine, last_run=row["last_run"],
+        quarantine=quarantine, last_run=row["last_run"], links=row["links"] or {},
     )
 
 
@@ -224,6 +226,7 @@ async def save_document(
     content_type: str | None,
     cases: Sequence[CaseRecord],
     quarantine: tuple[str, str] | None,
+    links: Mapping[str, Any] | None = None,
 ) -> None:
     """Remember what a fetch of `url` gave: its validators, content hash and cases.
 
@@ -233,6 +236,7 @@ async def save_document(
     document keeps pointing to. A save that changes nothing writes nothing.
     """
     extracted = [case.content() for case in cases]
+    links = links or {}
     async with conn.transaction():
         await conn.execute(SQL["lock_document"], feed_id, url)
         row = await conn.fetchrow(SQL["document_state"], feed_id, url)
@@ -252,4 +256,23 @@ async def save_document(
                     {"sha256": sha256, "size": size, "content_type": content_type})
         await conn.execute(
             SQL["save_document"], feed_id, url, etag, last_modified, sha256, size,
-            content_type, extracted, quarantine_id, reason, detail, run_id)
+            content_type, extracted, quarantine_id, reason, detail, run_id, dict(links))
+
+
+async def count_cases(conn: Conn, feed_id: str) -> int:
+    """The feed's current cases (the layout guard asks whether it had any)."""
+    return int(await conn.fetchval(SQL["count_cases"], feed_id))
+
+
+async def count_staged_cases(conn: Conn, run_id: int) -> int:
+    return int(await conn.fetchval(SQL["count_staged_cases"], run_id))
+
+
+async def quarantine_rejected(conn: Conn, feed_id: str, run_id: int, url: str,
+                              rejected: Sequence[CaseRejection]) -> None:
+    """Quarantine rows that could not become cases, each with its reason and raw values."""
+    async with conn.transaction():
+        await conn.execute(SQL["quarantine_case_rows"], feed_id, run_id, url,
+                           [r.reason for r in rejected], [redact(r.detail) for r in rejected],
+                           [dict(r.raw) for r in rejected])
+        await conn.execute(SQL["add_quarantined"], run_id, len(rejected))

@@ -42,6 +42,7 @@ class LastSuccess:
     layer_count: int | None
     oid_set_hash: str | None
     fingerprint: str | None
+    started_at: datetime | None = None  # where an incremental case read starts
 
 
 async def interrupted_run(conn: Conn, feed_id: str) -> InterruptedRun | None:
@@ -58,7 +59,7 @@ async def last_success(conn: Conn, feed_id: str) -> LastSuccess | None:
     if row is None:
         return None
     return LastSuccess(row["id"], row["mode"], row["high_water_mark"], row["layer_count"],
-                       row["oid_set_hash"], row["fingerprint"])
+                       row["oid_set_hash"], row["fingerprint"], row["started_at"])
 
 
 async def runs_since_full(conn: Conn, feed_id: str) -> int:
@@ -92,7 +93,7 @@ async def abandon_stale_runs(conn: Conn, *, lease_pid: int,
 
 
 async def save_plan(conn: Conn, run_id: int, *, mode: str, cursor: dict[str, Any],
-                    expected: int, layer_count: int) -> None:
+                    expected: int | None, layer_count: int | None) -> None:
     """The run's plan is decided: its mode and cursor, and it moves on to fetch."""
     await conn.execute(SQL["save_plan"], run_id, mode, cursor, expected, layer_count)
 
