@@ -8,15 +8,12 @@ run or an unreachable service.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Coroutine
-from typing import Any, TypeVar
 
 import click
-import orjson
 
 from zoningsync import __version__
+from zoningsync.commands.context import emit_json, run_async, settings_of
 from zoningsync.commands.db import db
 from zoningsync.commands.demo import demo
 from zoningsync.commands.sources import sources
@@ -25,23 +22,7 @@ from zoningsync.errors import ZoningsyncError
 from zoningsync.gc_policy import tune_for_bulk_parsing
 from zoningsync.observability import configure_logging
 from zoningsync.redact import redact
-from zoningsync.settings import Settings, load_settings
-
-T = TypeVar("T")
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-def settings_of(ctx: click.Context) -> Settings:
-    settings = ctx.find_object(Settings)
-    assert settings is not None
-    return settings
-
-
-def emit_json(data: Any) -> None:
-    click.echo(orjson.dumps(data, default=str, option=orjson.OPT_INDENT_2).decode())
+from zoningsync.settings import load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

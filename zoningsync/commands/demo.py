@@ -94,7 +94,7 @@ async def run_demo(settings: Settings, parcels: int) -> tuple[str, list[dict[str
 @click.pass_context
 def demo(ctx: click.Context, parcels: int) -> None:
     """Sync a simulated county into PostGIS, change it, sync again, show how to connect."""
-    from zoningsync.cli import run_async
+    from zoningsync.commands.context import run_async
     from zoningsync.commands.sync import print_table
 
     settings = ctx.find_object(Settings)

@@ -45,7 +45,7 @@ def sources() -> None:
 @click.pass_context
 def check(ctx: click.Context, sources_dir: Path | None, as_json: bool) -> None:
     """Validate every source file; exit 2 if any is broken, listing all its problems."""
-    from zoningsync.cli import emit_json, settings_of
+    from zoningsync.commands.context import emit_json, settings_of
 
     directory = sources_dir or settings_of(ctx).sources
     try:

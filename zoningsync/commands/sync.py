@@ -138,7 +138,7 @@ def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
     Exit 0 when every feed succeeded, 75 when every other one was busy in
     another process, else 1 (a failed or held run) or 2 (configuration).
     """
-    from zoningsync.cli import emit_json, run_async, settings_of
+    from zoningsync.commands.context import emit_json, run_async, settings_of
 
     settings = settings_of(ctx)
     sources = load_sources(sources_dir or settings.sources)
@@ -167,7 +167,7 @@ def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
 @click.pass_context
 def runs(ctx: click.Context, feed_id: str | None, limit: int, as_json: bool) -> None:
     """List recent runs with their counts."""
-    from zoningsync.cli import emit_json, run_async, settings_of
+    from zoningsync.commands.context import emit_json, run_async, settings_of
     from zoningsync.database import ready_database
     from zoningsync.store.connect import connection
     from zoningsync.store.runs import list_runs
@@ -199,7 +199,7 @@ def quarantine() -> None:
 def quarantine_list(ctx: click.Context, feed_id: str | None, all_runs: bool, limit: int,
                     as_json: bool) -> None:
     """List quarantined records of each feed's latest run (or of all runs)."""
-    from zoningsync.cli import emit_json, run_async, settings_of
+    from zoningsync.commands.context import emit_json, run_async, settings_of
     from zoningsync.database import ready_database
     from zoningsync.store.connect import connection
     from zoningsync.store.runs import list_quarantine
