@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import socket
 import threading
 import time
@@ -22,7 +23,9 @@ from structlog.testing import capture_logs
 from zoningsync import __version__
 from zoningsync.errors import CircuitOpen, FetchError, TokenRejected, UpstreamRefused
 from zoningsync.http import (
+    MAX_RETRY_AFTER_S,
     THREAD_PARSE_BYTES,
+    AnswerTooBig,
     BadAnswer,
     Fetcher,
     FetchStats,
@@ -396,6 +399,43 @@ async def test_an_answer_over_the_size_limit_fails_without_retry(
     assert stats.bytes <= 1000 + 64 * 1024
 
 
+async def test_a_request_cap_below_the_fetcher_limit_stops_reading_at_the_cap(
+    upstream: Upstream, fetcher: Fetcher
+) -> None:
+    url = upstream.script("/huge", streamed)
+    stats = FetchStats()
+    with pytest.raises(AnswerTooBig, match="over the 5000-byte limit"):
+        await fetcher.get_json(url, retry=FAST, stats=stats, max_bytes=5000)
+    assert stats.requests == 1
+    assert stats.bytes <= 5000 + 64 * 1024
+
+
+async def test_the_fetcher_limit_bounds_a_larger_request_cap(upstream: Upstream) -> None:
+    url = upstream.script("/huge", announced)
+    async with Fetcher(max_response_bytes=1000) as fetcher:
+        fetcher.set_host_limits(upstream.host, ROOMY)
+        with pytest.raises(AnswerTooBig, match="over the 1000-byte limit"):
+            await fetcher.get_bytes(url, retry=FAST, stats=FetchStats(), max_bytes=10**9)
+
+
+# --- decoding ------------------------------------------------------------------------
+
+
+def nested_too_deep(body: bytes) -> object:
+    raise RecursionError("maximum recursion depth exceeded while deserializing an object")
+
+
+async def test_whatever_a_decoder_raises_on_a_body_is_a_bad_answer_retried_then_reported(
+    upstream: Upstream, fetcher: Fetcher
+) -> None:
+    url = upstream.script("/deep", raw(b"[" * 5000 + b"]" * 5000))
+    stats = FetchStats()
+    with pytest.raises(FetchError, match=r"after 5 attempts; last: undecodable JSON "
+                                         r"\(RecursionError"):
+        await fetcher.get_json(url, retry=FAST, stats=stats, decode=nested_too_deep)
+    assert stats.retries == FAST.max_retries
+
+
 # --- secrets -------------------------------------------------------------------------
 
 SECRET = "s3cr3t-Tok3n"
@@ -510,6 +550,21 @@ def test_retry_after_is_read_as_seconds_or_an_http_date(
     assert retry_after_seconds(header, now) == seconds
 
 
+@pytest.mark.parametrize(("header", "shown"), [("1e308", "1e+308 s"), ("inf", "inf s")])
+async def test_an_endless_retry_after_fails_at_once_and_pauses_the_host_ten_minutes_at_most(
+    upstream: Upstream, fetcher: Fetcher, header: str, shown: str
+) -> None:
+    url = upstream.script("/down", status(503, {"Retry-After": header}))
+    with pytest.raises(FetchError, match=re.escape(f"asks to wait {shown}, longer than")):
+        await fetcher.get_json(url, retry=FAST, stats=FetchStats())
+    bucket = fetcher._host(url).bucket  # the host every feed on it shares
+    assert bucket.take(time.monotonic()) <= MAX_RETRY_AFTER_S
+
+
+def test_a_retry_after_that_is_not_a_number_is_no_retry_after() -> None:
+    assert retry_after_seconds("nan", datetime(2026, 11, 22, tzinfo=UTC)) is None
+
+
 async def test_a_retry_after_longer_than_ten_minutes_fails_the_fetch(
     upstream: Upstream, fetcher: Fetcher
 ) -> None:
@@ -536,6 +591,18 @@ async def test_the_breaker_opens_after_consecutive_failures_and_then_fails_fast(
             await fetcher.get_json(url, retry=policy, stats=stats)
     assert len(upstream.hits) == 3
     assert stats.requests == 0
+
+
+async def test_the_breakers_refusal_names_the_hosts_last_failures(upstream: Upstream) -> None:
+    url = upstream.script("/q", status(502), status(500), slow(1.0, ok({})))
+    policy = RetryPolicy(max_retries=10, timeout_s=0.2, backoff_initial_s=0.001,
+                         backoff_max_s=0.001)
+    async with Fetcher(breaker_threshold=3) as fetcher:
+        fetcher.set_host_limits(upstream.host, ROOMY)
+        with pytest.raises(CircuitOpen) as refused:
+            await fetcher.get_json(url, retry=policy, stats=FetchStats())
+    assert ("3 consecutive failed requests (last: HTTP 502; HTTP 500; no answer within 0.2 s)"
+            in refused.value.message)
 
 
 async def test_requests_queued_for_a_failing_host_are_not_sent_once_the_breaker_opens(
