@@ -2,9 +2,11 @@
 
 Paths: `/arcgis/rest/services/Wake/FeatureServer` (service info),
 `.../FeatureServer/{layer}` (layer metadata, `f=json|pjson`) and
-`.../FeatureServer/{layer}/query`, GET or POST (form). Every request is counted
-in `Stats`, then meets the behaviours: latency, the token check, and one seeded
-fault draw. Query work runs in the portal's single worker thread, which also runs
+`.../FeatureServer/{layer}/query`, GET or POST (form); with the `change_tracking`
+behaviour, `.../FeatureServer/extractChanges` (POST) and its jobs
+(`zoningsync.portal.changes`). Every request is counted in `Stats` (a query for
+ids only or keys only also under `query_ids` / `query_keys`), then meets the
+behaviours: latency, the token check, and one seeded fault draw. Query work runs in the portal's single worker thread, which also runs
 publish and republish, so a page is never built from a half-published county.
 """
 
@@ -21,8 +23,9 @@ import orjson
 from aiohttp import web
 
 from zoningsync.portal.behaviours import Behaviours, Fault
+from zoningsync.portal.changes import ChangeTracker
 from zoningsync.portal.county import County, Layer
-from zoningsync.portal.query import QueryError, error_body, run_query
+from zoningsync.portal.query import QueryError, error_body, run_query, truthy
 
 SERVICE_PATH = "/arcgis/rest/services/Wake/FeatureServer"
 MAX_ARRIVALS = 100_000
@@ -44,6 +47,10 @@ class Stats:
         if len(self.arrivals) < MAX_ARRIVALS:
             self.arrivals.append(time.monotonic())
 
+    def count(self, kind: str) -> None:
+        """Count a request under a second kind too (its arrival is recorded once)."""
+        self.requests[kind] = self.requests.get(kind, 0) + 1
+
     def reset(self) -> None:
         self.requests.clear()
         self.arrivals.clear()
@@ -58,12 +65,16 @@ class FeatureService:
         self.behaviours = behaviours
         self.stats = stats
         self.worker = worker
+        self.tracker = ChangeTracker(county)
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.route("*", SERVICE_PATH, self.service),
             web.route("*", SERVICE_PATH + r"/{layer:\d+}", self.metadata),
             web.route("*", SERVICE_PATH + r"/{layer:\d+}/query", self.query),
+            web.post(SERVICE_PATH + "/extractChanges", self.extract_changes),
+            web.get(SERVICE_PATH + "/extractChanges/jobs/{job}", self.job_status),
+            web.get(SERVICE_PATH + "/extractChanges/jobs/{job}/result", self.job_result),
         ]
 
     # -- routes ------------------------------------------------------------------------
@@ -75,7 +86,43 @@ class FeatureService:
         return await self._answer(request, "metadata", self._layer_info)
 
     async def query(self, request: web.Request) -> web.StreamResponse:
+        params = dict(request.query)
+        if request.method == "POST":
+            params.update({k: str(v) for k, v in (await request.post()).items()})
+        if truthy(params, "returnIdsOnly"):
+            self.stats.count("query_ids")
+        elif (params.get("returnGeometry", "").lower() == "false"
+              and not truthy(params, "returnCountOnly")):
+            self.stats.count("query_keys")
         return await self._answer(request, "query", self._query)
+
+    async def extract_changes(self, request: web.Request) -> web.StreamResponse:
+        response = await self._answer(request, "extract", self._extract)
+        if (self.behaviours.extract_async and isinstance(response, web.Response)
+                and response.body is not None and self.behaviours.change_tracking):
+            job = await asyncio.get_running_loop().run_in_executor(
+                self.worker, self.tracker.start_job, response.body)
+            status_url = f"{request.url.origin()}{SERVICE_PATH}/extractChanges/jobs/{job}"
+            return _json(orjson.dumps({"statusUrl": status_url}))
+        return response
+
+    async def job_status(self, request: web.Request) -> web.StreamResponse:
+        self.stats.record("job")
+        job = request.match_info["job"]
+        status, _ = await asyncio.get_running_loop().run_in_executor(
+            self.worker, self.tracker.poll_job, job)
+        answer: dict[str, Any] = {"status": status}
+        if status == "completed":
+            answer["resultUrl"] = f"{request.url}/result"
+        return _json(orjson.dumps(answer))
+
+    async def job_result(self, request: web.Request) -> web.StreamResponse:
+        self.stats.record("job")
+        _, body = await asyncio.get_running_loop().run_in_executor(
+            self.worker, self.tracker.poll_job, request.match_info["job"])
+        if body is None:
+            return _json(error_body(400, "Job not found or not done.", []))
+        return _json(body)
 
     # -- answers (run in the worker thread) --------------------------------------------
 
@@ -85,6 +132,7 @@ class FeatureService:
             "hasVersionedData": False, "supportsDisconnectedEditing": False,
             "maxRecordCount": self.behaviours.advertised_max_record_count(),
             "supportedQueryFormats": self._formats(), "capabilities": "Query",
+            **(self.tracker.service_info() if self.behaviours.change_tracking else {}),
             "spatialReference": self.county.spatial_reference,
             "initialExtent": self.county.extent(), "fullExtent": self.county.extent(),
             "layers": [{"id": lyr.id, "name": lyr.name, "parentLayerId": -1,
@@ -125,6 +173,8 @@ class FeatureService:
                 "editDateField": "LAST_EDITED_DATE", "editorField": "", "dateFieldsTimeReference":
                 {"timeZone": "UTC", "respectsDaylightSaving": False},
             }
+        if b.change_tracking:
+            info["serverGens"] = self.tracker.layer_gens()
         if b.no_oid_field_name:
             del info["objectIdField"]
         return _dumps(params, info)
@@ -133,6 +183,15 @@ class FeatureService:
         assert layer is not None
         try:
             return run_query(self.county, layer, params, self.behaviours)
+        except QueryError as exc:
+            return error_body(400, "Unable to complete operation.", exc.details)
+
+    def _extract(self, layer: Layer | None, params: dict[str, str]) -> bytes:
+        if not self.behaviours.change_tracking:
+            return error_body(400, "Requested operation is not supported by this service.",
+                              [])
+        try:
+            return self.tracker.extract(params, self.behaviours)
         except QueryError as exc:
             return error_body(400, "Unable to complete operation.", exc.details)
 
