@@ -6,8 +6,9 @@ Paths: `/arcgis/rest/services/Wake/FeatureServer` (service info),
 behaviour, `.../FeatureServer/extractChanges` (POST) and its jobs
 (`zoningsync.portal.changes`). Every request is counted in `Stats` (a query for
 ids only or keys only also under `query_ids` / `query_keys`), then meets the
-behaviours: latency, the token check, and one seeded fault draw. Query work runs in the portal's single worker thread, which also runs
-publish and republish, so a page is never built from a half-published county.
+behaviours: latency, the token check, and one seeded fault draw. Query work runs
+in the portal's single worker thread, which also runs publish and republish, so
+a page is never built from a half-published county.
 """
 
 from __future__ import annotations
@@ -80,6 +81,9 @@ class FeatureService:
     # -- routes ------------------------------------------------------------------------
 
     async def service(self, request: web.Request) -> web.StreamResponse:
+        if self.behaviours.service_root_error:
+            self.stats.record("service")
+            return _json(error_body(500, "Service info unavailable.", []))
         return await self._answer(request, "service", self._service_info)
 
     async def metadata(self, request: web.Request) -> web.StreamResponse:
@@ -98,10 +102,11 @@ class FeatureService:
 
     async def extract_changes(self, request: web.Request) -> web.StreamResponse:
         response = await self._answer(request, "extract", self._extract)
-        if (self.behaviours.extract_async and isinstance(response, web.Response)
-                and response.body is not None and self.behaviours.change_tracking):
+        body = response.body if isinstance(response, web.Response) else None
+        if (self.behaviours.extract_async and isinstance(body, bytes)
+                and self.behaviours.change_tracking):
             job = await asyncio.get_running_loop().run_in_executor(
-                self.worker, self.tracker.start_job, response.body)
+                self.worker, self.tracker.start_job, body)
             status_url = f"{request.url.origin()}{SERVICE_PATH}/extractChanges/jobs/{job}"
             return _json(orjson.dumps({"statusUrl": status_url}))
         return response
@@ -113,7 +118,7 @@ class FeatureService:
             self.worker, self.tracker.poll_job, job)
         answer: dict[str, Any] = {"status": status}
         if status == "completed":
-            answer["resultUrl"] = f"{request.url}/result"
+            answer["resultUrl"] = f"{request.url.with_query(None)}/result"
         return _json(orjson.dumps(answer))
 
     async def job_result(self, request: web.Request) -> web.StreamResponse:

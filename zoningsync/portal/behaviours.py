@@ -14,7 +14,8 @@ with error JSON), `html_rate` (HTTP 200 text/html firewall page), `truncate_rate
 Change tracking (`zoningsync.portal.changes`): `change_tracking` announces it
 on the service root and answers `extractChanges`; `expired_generation` makes
 extractChanges answer that the generation asked from is too old;
-`extract_async` makes it answer with a job to poll.
+`extract_async` makes it answer with a job to poll; `service_root_error` makes
+the service root (`.../FeatureServer`) answer error JSON.
 
 The planning site has two of its own: `cases_layout_changed` (the case list comes
 out of a redesign: its table has another id and no rows a scraper's selector
@@ -65,6 +66,7 @@ class Behaviours:
     change_tracking: bool = False
     expired_generation: bool = False
     extract_async: bool = False
+    service_root_error: bool = False
     cases_layout_changed: bool = False
     slow_pdf_ms: int = 0
     seed: int = 0

@@ -29,7 +29,7 @@ import structlog
 
 from zoningsync.config import FeedConfig
 from zoningsync.errors import FetchError, SourceConfigError, UpstreamRefused
-from zoningsync.http import AnswerTooBig, Fetcher, FetchStats, HostLimits, RetryPolicy
+from zoningsync.http import AnswerTooBig, BadAnswer, Fetcher, FetchStats, HostLimits, RetryPolicy
 from zoningsync.producers.arcgis.answers import answer_check
 from zoningsync.producers.arcgis.changes import (
     ChangeSet,
@@ -280,7 +280,10 @@ class ArcgisProducer:
             EXTRACT_MAX_BYTES, check=extract_check(self.feed.token_env), post=True)
         if "statusUrl" in answer and "edits" not in answer:
             answer = await self._job_result(str(answer["statusUrl"]))
-        return parse_extract(answer, tracking.layer_id)
+        try:
+            return parse_extract(answer, tracking.layer_id)
+        except BadAnswer as exc:
+            raise UpstreamRefused(f"{url}: unusable extractChanges answer: {exc}") from None
 
     async def _job_result(self, status_url: str) -> Any:
         """Poll an asynchronous extract until its result is ready, less often each time."""
