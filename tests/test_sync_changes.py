@@ -187,3 +187,14 @@ async def test_a_change_read_cancelled_mid_run_resumes_to_exactly_a_full_read(
     assert resumed["id"] == stopped["id"] and resumed["resumed"] == 1
     assert resumed["server_gen"] == GEN_BASE + 1
     await assert_a_full_read_agrees(db, db_url, tmp_path, feed)
+
+
+async def test_forcing_change_tracking_on_a_layer_without_it_fails_with_the_fix(
+        db_url: str, tmp_path: Path, portal: RunningPortal) -> None:
+    portal.behaviours.change_tracking = False
+    feed = feed_config(tmp_path, portal.layer_url(0), extra='incremental = "changes"')
+    [summary] = await sync_feeds(settings_for(db_url, tmp_path), [feed], full=False,
+                                 interactive=False)
+    assert summary["status"] == "failed"
+    assert "feeds.parcels.incremental: 'changes'" in summary["error"]
+    assert "use 'auto' or 'edit_date'" in summary["error"]
