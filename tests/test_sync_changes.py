@@ -198,3 +198,30 @@ async def test_forcing_change_tracking_on_a_layer_without_it_fails_with_the_fix(
     assert summary["status"] == "failed"
     assert "feeds.parcels.incremental: 'changes'" in summary["error"]
     assert "use 'auto' or 'edit_date'" in summary["error"]
+
+
+async def test_a_change_read_interrupted_before_staging_its_extract_asks_again(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    """Its features were only in memory: the resumed run extracts again, from the same
+    generation, and takes the newer answer's generation."""
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    first = await run(db_url, tmp_path, feed)
+    portal.county.publish(0.01, seed=13)
+    cursor = {
+        "mode": "incremental", "retirement": "changes", "layer_count": PARCELS,
+        "oid_set_hash": "", "previous_mark": None, "notes": [], "server_gen": GEN_BASE + 1,
+        "plan": {"strategy": "oids", "where": "1=1", "page_size": 500, "expected": 16,
+                 "fingerprint": "", "pages": []},
+        "changes": {"service_url": portal.service_url, "layer_id": 0, "since": GEN_BASE,
+                    "inline": True, "deleted_oids": []},
+    }
+    interrupted = await db.fetchval(
+        "INSERT INTO zoningsync.runs (feed, mode, status, phase, cursor, fingerprint)"
+        " VALUES ($1, 'incremental', 'failed', 'fetch', $2, $3) RETURNING id",
+        feed.full_id, cursor, first["fingerprint"])
+    published = portal.county.publish(0.01, seed=14)
+    resumed = await run(db_url, tmp_path, feed)
+    assert resumed["id"] == interrupted and resumed["resumed"] == 1
+    assert resumed["server_gen"] == GEN_BASE + 2
+    assert resumed["retired"] >= published["deleted"]
+    await assert_a_full_read_agrees(db, db_url, tmp_path, feed)
