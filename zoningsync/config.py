@@ -28,7 +28,8 @@ from zoningsync.records import CANONICAL_FIELDS, Kind
 from zoningsync.redact import redact
 
 SOURCE_TYPES = ("arcgis",)
-INCREMENTAL_MODES = ("auto", "on", "off")
+# "on" is the name edit_date had before change tracking: read as edit_date.
+INCREMENTAL_MODES = ("auto", "changes", "edit_date", "on", "off")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EVERY_PATTERN = re.compile(r"^every\s+([0-9]{1,9})\s*(s|m|h|d)$")
@@ -56,7 +57,7 @@ MAX_ECHO_URL_CHARS = 200
 # Control characters break log lines and terminals; tabs and newlines are layout.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-Incremental = Literal["auto", "on", "off"]
+Incremental = Literal["auto", "changes", "edit_date", "off"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class FeedConfig:
     timeout_s: float = 60.0
     max_retries: int = 8
     incremental: Incremental = "auto"
+    webhook_secret_env: str | None = None
     full_refresh_every: int = 24
     max_retire_fraction: float = 0.2
     # A case feed's options (compiled), and the TOML they were read from (JSON-ready,
@@ -439,7 +441,12 @@ def _read_feed(r: TableReader, jid: str, jname: str) -> FeedConfig:
         r.problem("token_env", f"'{echo(token_env)}' must be an environment variable name")
     timeout_s = r.get_float("timeout_s", 0, 3600, 60.0, low_open=True)
     max_retries = r.get_int("max_retries", 0, 50, 8)
-    incremental = cast(Incremental, r.get_choice("incremental", INCREMENTAL_MODES, "auto"))
+    choice = r.get_choice("incremental", INCREMENTAL_MODES, "auto")
+    incremental = cast(Incremental, "edit_date" if choice == "on" else choice)
+    webhook_secret_env = r.get_str("webhook_secret_env", "", max_chars=MAX_FIELD_CHARS) or None
+    if webhook_secret_env is not None and not ENV_NAME_PATTERN.match(webhook_secret_env):
+        r.problem("webhook_secret_env", f"'{echo(webhook_secret_env)}' must be an environment "
+                  "variable name (the secret itself goes in that variable, not in the file)")
     full_refresh_every = r.get_int("full_refresh_every", 1, 100_000, 24)
     max_retire_fraction = r.get_float("max_retire_fraction", 0, 1, 0.2)
     r.reject_unknown()
@@ -463,6 +470,7 @@ def _read_feed(r: TableReader, jid: str, jname: str) -> FeedConfig:
         timeout_s=timeout_s,
         max_retries=max_retries,
         incremental=incremental,
+        webhook_secret_env=webhook_secret_env,
         full_refresh_every=full_refresh_every,
         max_retire_fraction=max_retire_fraction,
     )

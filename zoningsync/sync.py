@@ -22,7 +22,7 @@ import functools
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,13 +37,14 @@ from zoningsync.errors import (
 from zoningsync.feed_run import FeedRun
 from zoningsync.http import Fetcher
 from zoningsync.prepare import prepare_fetched
+from zoningsync.producers.arcgis.changes import ChangeSet, ChangeTracking, GenerationExpired
 from zoningsync.producers.arcgis.plan import FetchPlan
 from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
 from zoningsync.records import FetchedPage, Kind
 from zoningsync.retire_guard import retire_guard
 from zoningsync.sql import queries
-from zoningsync.store import bulk, merge, runs, staging
+from zoningsync.store import bulk, changes, merge, runs, staging
 from zoningsync.store.connect import Conn
 from zoningsync.taskgroup import task_group
 
@@ -56,6 +57,8 @@ OVERLAP = timedelta(hours=1)
 PREPARE_WORKERS = 2
 QUEUE_PAGES = 4
 MERGE_WORKERS = 2  # PostgreSQL does the merge work; two sessions use both cores
+# The page id of the features an extractChanges answer holds inline.
+EXTRACT_PAGE = "x"
 
 
 @dataclass
@@ -72,6 +75,11 @@ class RunCursor:
     premerge: bool = False  # a first load: pages are stored as they are staged
     # --allow-mass-retire let this run's retirements through: a resume keeps that.
     mass_retire_allowed: bool = False
+    # A change-tracking layer: the server generation this run brings the feed to
+    # (a full read: the one seen before reading), and for a change read the
+    # extract it applies: {"service_url", "layer_id", "since", "deleted_oids", "inline"}.
+    server_gen: int | None = None
+    changes: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,6 +87,7 @@ class RunCursor:
             "layer_count": self.layer_count, "oid_set_hash": self.oid_set_hash,
             "previous_mark": self.previous_mark, "notes": self.notes,
             "premerge": self.premerge, "mass_retire_allowed": self.mass_retire_allowed,
+            "server_gen": self.server_gen, "changes": self.changes,
         }
 
     @classmethod
@@ -89,6 +98,7 @@ class RunCursor:
             previous_mark=data.get("previous_mark"), notes=list(data.get("notes", [])),
             premerge=bool(data.get("premerge", False)),
             mass_retire_allowed=bool(data.get("mass_retire_allowed", False)),
+            server_gen=data.get("server_gen"), changes=data.get("changes"),
         )
 
 
@@ -105,6 +115,11 @@ class ArcgisRun(FeedRun[RunCursor]):
                          executor=executor, reporter=reporter)
         self.producer = ArcgisProducer(feed, fetcher, self.stats)
         self.indexing: asyncio.Task[None] | None = None
+        # A change read's extract, from planning to staging (a resumed run asks again).
+        self.extracted: ChangeSet | None = None
+        # A run recording a server generation merges its last batch of chunks in
+        # the transaction that records it.
+        self.final_batch: list[merge.ChunkState] = []
 
     def _cursor_from_json(self, data: dict[str, Any]) -> RunCursor:
         return RunCursor.from_json(data)
@@ -141,14 +156,11 @@ class ArcgisRun(FeedRun[RunCursor]):
         layer = await self.producer.layer()
         last = await runs.last_success(conn, feed.full_id)
         since_full = await runs.runs_since_full(conn, feed.full_id)
-        if feed.incremental == "on" and layer.edit_date_field is None:
+        if feed.incremental == "edit_date" and layer.edit_date_field is None:
             raise SourceConfigError(
-                f"{feed.source_file}: feeds.{feed.id}.incremental: 'on' but the layer has no "
-                "edit date field (editFieldsInfo.editDateField); use 'auto' or 'off'"
+                f"{feed.source_file}: feeds.{feed.id}.incremental: 'edit_date' but the layer "
+                "has no edit date field (editFieldsInfo.editDateField); use 'auto' or 'off'"
             )
-        oids = await self.producer.object_ids(feed.where)
-        oid_hash = oid_set_hash(oids)
-        layer_count = await self.producer.count(feed.where)
         previous_mark = last.high_water_mark if last else None
         notes: list[str] = []
         same_settings = last is not None and last.fingerprint == self.fingerprint
@@ -157,9 +169,19 @@ class ArcgisRun(FeedRun[RunCursor]):
                          "a full read")
             log.warning("the feed's settings changed since its last success; reading it all",
                         feed=feed.full_id, last_success=last.id)
+        tracking = await self._change_tracking()
+        if tracking is not None and last is not None and same_settings and not force_full \
+                and since_full < feed.full_refresh_every:
+            read = await self._change_read(conn, tracking, last, notes)
+            if read is not None:
+                return read
+        oids = await self.producer.object_ids(feed.where)
+        oid_hash = oid_set_hash(oids)
+        layer_count = await self.producer.count(feed.where)
 
         incremental = (
-            not force_full
+            tracking is None
+            and not force_full
             and same_settings
             and feed.incremental != "off"
             and layer.edit_date_field is not None
@@ -199,27 +221,101 @@ class ArcgisRun(FeedRun[RunCursor]):
             layer_count=layer_count, oid_set_hash=oid_hash,
             previous_mark=previous_mark.isoformat() if previous_mark else None, notes=notes,
             premerge=not await conn.fetchval(SQL["feed_has_features"], feed.full_id),
+            server_gen=tracking.server_gen if tracking else None,
         )
+
+    async def _change_tracking(self) -> ChangeTracking | None:
+        """The layer's change tracking when the feed may use it (`auto`, `changes`)."""
+        feed = self.feed
+        if feed.incremental not in ("auto", "changes"):
+            return None
+        tracking = await self.producer.change_tracking()
+        if tracking is None and feed.incremental == "changes" and self.producer.service_read:
+            raise SourceConfigError(
+                f"{feed.source_file}: feeds.{feed.id}.incremental: 'changes' but the service "
+                "root has no ChangeTracking capability with server generations for this "
+                "layer; use 'auto' or 'edit_date'")
+        return tracking
+
+    async def _change_read(self, conn: Conn, tracking: ChangeTracking,
+                           last: runs.LastSuccess, notes: list[str]) -> RunCursor | None:
+        """A read of what changed since the last success's generation; None: read it all.
+
+        None when the last success recorded no generation (its strategy was another),
+        or when the server keeps no changes that old: then a warning names it.
+        """
+        since = await changes.last_server_gen(conn, self.feed.full_id)
+        if since is None:
+            return None
+        if not tracking.expired(since):
+            try:
+                found = await self.producer.extract_changes(tracking, since)
+            except GenerationExpired:
+                pass
+            else:
+                self.extracted = found
+                cursor = RunCursor(
+                    mode="incremental", plan={}, retirement="", notes=notes,
+                    layer_count=last.layer_count or 0, oid_set_hash=last.oid_set_hash or "",
+                    previous_mark=(last.high_water_mark.isoformat() if last.high_water_mark
+                                   else None),
+                    changes={"service_url": tracking.service_url,
+                             "layer_id": tracking.layer_id, "since": since})
+                self._apply_extract(cursor, found)
+                return cursor
+        self._note_expired(notes, since, tracking)
+        return None
+
+    def _note_expired(self, notes: list[str], since: int, tracking: ChangeTracking) -> None:
+        oldest = (f"from generation {tracking.min_server_gen} on"
+                  if tracking.min_server_gen is not None else "only newer ones")
+        notes.append(f"server generation {since} expired (the layer keeps changes {oldest}): "
+                     "a full read")
+        log.warning("the stored server generation expired; reading the layer in full",
+                    feed=self.feed.full_id, generation=since, oldest=tracking.min_server_gen)
+
+    def _apply_extract(self, cursor: RunCursor, found: ChangeSet) -> None:
+        """Make the cursor apply one extract answer: its pages, deletes and generation."""
+        assert cursor.changes is not None
+        inline = found.features is not None
+        plan = self.producer.plan_for_oids(found.changed_oids, prefix="c")
+        if inline:
+            plan = replace(plan, expected=len(found.features or ()))
+        cursor.plan = plan.to_json()
+        cursor.server_gen = found.server_gen
+        cursor.changes.update(inline=inline, deleted_oids=found.deleted_oids)
+        cursor.retirement = merge.Retirement.DELETED_UPSTREAM.value
+        if found.deleted_global_ids:
+            # No map of global ids is kept: the key set finds what they deleted.
+            cursor.retirement = merge.Retirement.ABSENT_FROM_KEYS.value
+            cursor.notes.append(f"{len(found.deleted_global_ids)} deletes came as global ids: "
+                                "the layer's keys were read to find them")
 
     # -- fetch ------------------------------------------------------------------
 
     async def _fetch(self, conn: Conn, run_id: int, cursor: RunCursor
                      ) -> None:
-        plan = FetchPlan.from_json(cursor.plan)
         done = await staging.staged_page_ids(conn, run_id)
+        if (cursor.changes is not None and cursor.changes["inline"]
+                and EXTRACT_PAGE not in done and self.extracted is None):
+            await self._extract_again(conn, run_id, cursor)
+        plan = FetchPlan.from_json(cursor.plan)
         self.reporter.phase("fetch", len(plan.pages))
         self.reporter.advance(len(done & {p.page_id for p in plan.pages}))
         backlog = ([r["page_id"] for r in await conn.fetch(SQL["pages_to_premerge"], run_id)]
                    if cursor.premerge else [])
-        await self._stage_pages(run_id, self.producer.pages(plan, done),
-                                premerge=cursor.premerge, backlog=backlog)
+        pages = self.producer.pages(plan, done)
+        if cursor.changes is not None and cursor.changes["inline"]:
+            pages = self._extracted_pages(done)
+        await self._stage_pages(run_id, pages, premerge=cursor.premerge, backlog=backlog)
         if cursor.premerge:
             # Built on a session of its own while the run reconciles, dedupes and
             # checkpoints; writes to features (a reconcile's refetched pages, the
             # merge) simply wait for it.
             self.indexing = asyncio.create_task(self._index_first_load(),
                                                 name="index-first-load")
-        await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
+        if cursor.changes is None:  # a change read lists no object ids of the layer
+            await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
             await self._stage_keys(conn, run_id)
         async with conn.transaction():
@@ -235,6 +331,37 @@ class ArcgisRun(FeedRun[RunCursor]):
             await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
             await conn.execute(SQL["set_phase"], run_id, "merge")
         self.phase = "merge"
+
+    async def _extracted_pages(self, done: set[str]) -> AsyncIterator[FetchedPage]:
+        if EXTRACT_PAGE not in done and self.extracted is not None:
+            yield self.producer.changed_page(self.extracted, EXTRACT_PAGE)
+
+    async def _extract_again(self, conn: Conn, run_id: int, cursor: RunCursor) -> None:
+        """A change read resumed before its extract's features were staged asks again.
+
+        The answer may have grown since (and its generation with it); it replaces
+        the one in the cursor. A generation that expired meanwhile means a full read.
+        """
+        assert cursor.changes is not None
+        tracking = await self.producer.change_tracking()
+        since = int(cursor.changes["since"])
+        if tracking is not None and not tracking.expired(since):
+            try:
+                self.extracted = await self.producer.extract_changes(tracking, since)
+            except GenerationExpired:
+                pass
+            else:
+                self._apply_extract(cursor, self.extracted)
+                await runs.save_cursor(conn, run_id, cursor.to_json())
+                return
+        if tracking is not None:
+            self._note_expired(cursor.notes, since, tracking)
+        plan = await self.producer.plan(self.feed.where)
+        cursor.mode, cursor.plan, cursor.changes = "full", plan.to_json(), None
+        cursor.retirement = merge.Retirement.ABSENT_FROM_STAGING.value
+        cursor.server_gen = tracking.server_gen if tracking else None
+        await runs.save_plan(conn, run_id, mode=cursor.mode, cursor=cursor.to_json(),
+                             expected=plan.expected, layer_count=cursor.layer_count)
 
     async def _index_first_load(self) -> None:
         """Build the indexes a first load deferred, then give the planner statistics."""
@@ -330,7 +457,8 @@ class ArcgisRun(FeedRun[RunCursor]):
             self.reporter.phase("merge", 0)
             return None
         how = merge.Retirement(cursor.retirement)
-        await merge.plan_retirements(conn, run_id, self.feed.full_id, how)
+        deleted = cursor.changes["deleted_oids"] if cursor.changes is not None else ()
+        await merge.plan_retirements(conn, run_id, self.feed.full_id, how, deleted)
         if not cursor.premerge:  # a first load retires nothing the feed stored before
             held = await self._guard_retirements(conn, run_id, cursor,
                                                  allow=allow_mass_retire)
@@ -344,7 +472,10 @@ class ArcgisRun(FeedRun[RunCursor]):
         await merge.settle_chunks(conn, run_id, self.feed.full_id,
                                   [s for s in states if s.changed and s.settled])
         self.reporter.phase("merge", len(changed))
-        pending = iter(merge.batches(changed))
+        batches = list(merge.batches(changed))
+        if cursor.server_gen is not None and batches:
+            self.final_batch = batches.pop()
+        pending = iter(batches)
 
         async def merge_worker() -> None:
             # Batches hold disjoint chunks, so two transactions never touch one row.
@@ -389,6 +520,12 @@ class ArcgisRun(FeedRun[RunCursor]):
         staged = await conn.fetchval(SQL["count_staged"], run_id)
         requests, retries, received = self.delta.take()
         async with conn.transaction():
+            if self.final_batch:
+                await merge.merge_batch(conn, run_id, self.feed, self.final_batch)
+                self.reporter.advance(len(self.final_batch),
+                                      sum(s.row_count for s in self.final_batch))
+            if cursor.server_gen is not None:
+                await self._record_generation(conn, run_id, cursor)
             await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
             await runs.finish_run(
                 conn, run_id, high_water_mark=max(marks) if marks else None,
@@ -397,6 +534,16 @@ class ArcgisRun(FeedRun[RunCursor]):
             )
             await conn.execute(SQL["mark_feed_success"], self.feed.full_id, run_id)
             await staging.clear_run_staging(conn, run_id)
+
+
+    async def _record_generation(self, conn: Conn, run_id: int, cursor: RunCursor) -> None:
+        """The feed now stands at the run's server generation, object ids included."""
+        assert cursor.server_gen is not None
+        if cursor.changes is None:
+            await changes.record_full_read(conn, run_id, self.feed.full_id, cursor.server_gen)
+        else:
+            await changes.record_change_read(conn, run_id, self.feed.full_id,
+                                             cursor.server_gen, cursor.changes["deleted_oids"])
 
 
 async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,

@@ -2,10 +2,13 @@
 
 Paths: `/arcgis/rest/services/Wake/FeatureServer` (service info),
 `.../FeatureServer/{layer}` (layer metadata, `f=json|pjson`) and
-`.../FeatureServer/{layer}/query`, GET or POST (form). Every request is counted
-in `Stats`, then meets the behaviours: latency, the token check, and one seeded
-fault draw. Query work runs in the portal's single worker thread, which also runs
-publish and republish, so a page is never built from a half-published county.
+`.../FeatureServer/{layer}/query`, GET or POST (form); with the `change_tracking`
+behaviour, `.../FeatureServer/extractChanges` (POST) and its jobs
+(`zoningsync.portal.changes`). Every request is counted in `Stats` (a query for
+ids only or keys only also under `query_ids` / `query_keys`), then meets the
+behaviours: latency, the token check, and one seeded fault draw. Query work runs
+in the portal's single worker thread, which also runs publish and republish, so
+a page is never built from a half-published county.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import orjson
 from aiohttp import web
 
 from zoningsync.portal.behaviours import Behaviours, Fault
+from zoningsync.portal.changes import ChangeTracker
 from zoningsync.portal.county import County, Layer
-from zoningsync.portal.query import QueryError, error_body, run_query
+from zoningsync.portal.query import QueryError, error_body, run_query, truthy
 
 SERVICE_PATH = "/arcgis/rest/services/Wake/FeatureServer"
 MAX_ARRIVALS = 100_000
@@ -44,6 +48,10 @@ class Stats:
         if len(self.arrivals) < MAX_ARRIVALS:
             self.arrivals.append(time.monotonic())
 
+    def count(self, kind: str) -> None:
+        """Count a request under a second kind too (its arrival is recorded once)."""
+        self.requests[kind] = self.requests.get(kind, 0) + 1
+
     def reset(self) -> None:
         self.requests.clear()
         self.arrivals.clear()
@@ -58,24 +66,68 @@ class FeatureService:
         self.behaviours = behaviours
         self.stats = stats
         self.worker = worker
+        self.tracker = ChangeTracker(county)
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.route("*", SERVICE_PATH, self.service),
             web.route("*", SERVICE_PATH + r"/{layer:\d+}", self.metadata),
             web.route("*", SERVICE_PATH + r"/{layer:\d+}/query", self.query),
+            web.post(SERVICE_PATH + "/extractChanges", self.extract_changes),
+            web.get(SERVICE_PATH + "/extractChanges/jobs/{job}", self.job_status),
+            web.get(SERVICE_PATH + "/extractChanges/jobs/{job}/result", self.job_result),
         ]
 
     # -- routes ------------------------------------------------------------------------
 
     async def service(self, request: web.Request) -> web.StreamResponse:
+        if self.behaviours.service_root_error:
+            self.stats.record("service")
+            return _json(error_body(500, "Service info unavailable.", []))
         return await self._answer(request, "service", self._service_info)
 
     async def metadata(self, request: web.Request) -> web.StreamResponse:
         return await self._answer(request, "metadata", self._layer_info)
 
     async def query(self, request: web.Request) -> web.StreamResponse:
+        params = dict(request.query)
+        if request.method == "POST":
+            params.update({k: str(v) for k, v in (await request.post()).items()})
+        if truthy(params, "returnIdsOnly"):
+            self.stats.count("query_ids")
+        elif (params.get("returnGeometry", "").lower() == "false"
+              and not truthy(params, "returnCountOnly")):
+            self.stats.count("query_keys")
         return await self._answer(request, "query", self._query)
+
+    async def extract_changes(self, request: web.Request) -> web.StreamResponse:
+        response = await self._answer(request, "extract", self._extract)
+        body = response.body if isinstance(response, web.Response) else None
+        if (self.behaviours.extract_async and isinstance(body, bytes)
+                and self.behaviours.change_tracking):
+            job = await asyncio.get_running_loop().run_in_executor(
+                self.worker, self.tracker.start_job, body)
+            status_url = f"{request.url.origin()}{SERVICE_PATH}/extractChanges/jobs/{job}"
+            return _json(orjson.dumps({"statusUrl": status_url}))
+        return response
+
+    async def job_status(self, request: web.Request) -> web.StreamResponse:
+        self.stats.record("job")
+        job = request.match_info["job"]
+        status, _ = await asyncio.get_running_loop().run_in_executor(
+            self.worker, self.tracker.poll_job, job)
+        answer: dict[str, Any] = {"status": status}
+        if status == "completed":
+            answer["resultUrl"] = f"{request.url.with_query(None)}/result"
+        return _json(orjson.dumps(answer))
+
+    async def job_result(self, request: web.Request) -> web.StreamResponse:
+        self.stats.record("job")
+        _, body = await asyncio.get_running_loop().run_in_executor(
+            self.worker, self.tracker.poll_job, request.match_info["job"])
+        if body is None:
+            return _json(error_body(400, "Job not found or not done.", []))
+        return _json(body)
 
     # -- answers (run in the worker thread) --------------------------------------------
 
@@ -85,6 +137,7 @@ class FeatureService:
             "hasVersionedData": False, "supportsDisconnectedEditing": False,
             "maxRecordCount": self.behaviours.advertised_max_record_count(),
             "supportedQueryFormats": self._formats(), "capabilities": "Query",
+            **(self.tracker.service_info() if self.behaviours.change_tracking else {}),
             "spatialReference": self.county.spatial_reference,
             "initialExtent": self.county.extent(), "fullExtent": self.county.extent(),
             "layers": [{"id": lyr.id, "name": lyr.name, "parentLayerId": -1,
@@ -125,6 +178,8 @@ class FeatureService:
                 "editDateField": "LAST_EDITED_DATE", "editorField": "", "dateFieldsTimeReference":
                 {"timeZone": "UTC", "respectsDaylightSaving": False},
             }
+        if b.change_tracking:
+            info["serverGens"] = self.tracker.layer_gens()
         if b.no_oid_field_name:
             del info["objectIdField"]
         return _dumps(params, info)
@@ -133,6 +188,15 @@ class FeatureService:
         assert layer is not None
         try:
             return run_query(self.county, layer, params, self.behaviours)
+        except QueryError as exc:
+            return error_body(400, "Unable to complete operation.", exc.details)
+
+    def _extract(self, layer: Layer | None, params: dict[str, str]) -> bytes:
+        if not self.behaviours.change_tracking:
+            return error_body(400, "Requested operation is not supported by this service.",
+                              [])
+        try:
+            return self.tracker.extract(params, self.behaviours)
         except QueryError as exc:
             return error_body(400, "Unable to complete operation.", exc.details)
 

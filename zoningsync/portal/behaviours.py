@@ -11,6 +11,12 @@ Faults, in the order one draw is split between them: `http_429_rate` and
 with error JSON), `html_rate` (HTTP 200 text/html firewall page), `truncate_rate`
 (half the real body, then the connection closes). These apply to the ArcGIS routes.
 
+Change tracking (`zoningsync.portal.changes`): `change_tracking` announces it
+on the service root and answers `extractChanges`; `expired_generation` makes
+extractChanges answer that the generation asked from is too old;
+`extract_async` makes it answer with a job to poll; `service_root_error` makes
+the service root (`.../FeatureServer`) answer error JSON.
+
 The planning site has two of its own: `cases_layout_changed` (the case list comes
 out of a redesign: its table has another id and no rows a scraper's selector
 finds) and `slow_pdf_ms` (each agenda PDF trickles out over that many ms).
@@ -57,6 +63,10 @@ class Behaviours:
     edit_tracking: bool = True
     no_oid_field_name: bool = False
     geojson: bool = True
+    change_tracking: bool = False
+    expired_generation: bool = False
+    extract_async: bool = False
+    service_root_error: bool = False
     cases_layout_changed: bool = False
     slow_pdf_ms: int = 0
     seed: int = 0

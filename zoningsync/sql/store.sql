@@ -581,3 +581,58 @@ SELECT a.pid, a.application_name, a.backend_start
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.classid = $1
   AND l.objid = hashtext($2)::oid AND l.granted;
+
+-- name: last_server_gen
+-- The server generation the feed's last success brought it to: null when that
+-- run read no change-tracking layer, and the next change read is then a full one.
+SELECT server_gen FROM zoningsync.runs
+WHERE feed = $1 AND status = 'succeeded'
+ORDER BY id DESC
+LIMIT 1;
+
+-- name: save_server_gen
+UPDATE zoningsync.runs SET server_gen = $2 WHERE id = $1;
+
+-- name: retire_deleted_oids
+-- extractChanges deletes ($3 object ids) retire the stored keys those ids
+-- carried, unless the run staged that key again (deleted and added back).
+INSERT INTO zoningsync.retiring (run_id, source_key)
+SELECT $1::bigint, m.source_key
+FROM zoningsync.feature_oids m
+JOIN zoningsync.features f ON f.feed = $2 AND f.source_key = m.source_key
+WHERE m.feed = $2 AND m.source_oid = ANY($3::bigint[])
+  AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows s
+                  WHERE s.run_id = $1 AND s.source_key = m.source_key)
+ON CONFLICT DO NOTHING;
+
+-- name: retire_rekeyed_oids
+-- An update that changed a feature's key: the key its object id carried before
+-- is gone upstream, as a full read would find.
+INSERT INTO zoningsync.retiring (run_id, source_key)
+SELECT $1::bigint, m.source_key
+FROM zoningsync.staged_rows s
+JOIN zoningsync.feature_oids m ON m.feed = $2 AND m.source_oid = s.source_oid
+JOIN zoningsync.features f ON f.feed = $2 AND f.source_key = m.source_key
+WHERE s.run_id = $1 AND m.source_key <> s.source_key
+  AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows t
+                  WHERE t.run_id = $1 AND t.source_key = m.source_key)
+ON CONFLICT DO NOTHING;
+
+-- name: clear_feature_oids
+DELETE FROM zoningsync.feature_oids WHERE feed = $1;
+
+-- name: forget_feature_oids
+-- Before a change read's staged rows are recorded: the ids it deleted ($3), the
+-- keys it retired, and the keys it staged (their id may have changed).
+DELETE FROM zoningsync.feature_oids m
+WHERE m.feed = $2
+  AND (m.source_oid = ANY($3::bigint[])
+       OR m.source_key IN (SELECT source_key FROM zoningsync.retiring WHERE run_id = $1)
+       OR m.source_key IN (SELECT source_key FROM zoningsync.staged_rows WHERE run_id = $1));
+
+-- name: store_feature_oids
+INSERT INTO zoningsync.feature_oids AS m (feed, source_oid, source_key)
+SELECT DISTINCT ON (s.source_oid) $2, s.source_oid, s.source_key
+FROM zoningsync.staged_rows s
+WHERE s.run_id = $1 AND s.source_oid IS NOT NULL
+ON CONFLICT (feed, source_oid) DO UPDATE SET source_key = EXCLUDED.source_key;

@@ -28,6 +28,7 @@ class Retirement(Enum):
     ABSENT_FROM_STAGING = "full"        # a full read: whatever it did not fetch is gone
     ABSENT_FROM_KEYS = "keys"           # incremental with a key-set diff
     QUARANTINED_ONLY = "none"           # incremental, nothing signalled deletions
+    DELETED_UPSTREAM = "changes"        # extractChanges: the ids it deleted, keys it moved
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,11 @@ class MergeTotals:
 
 
 async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
-                           how: Retirement) -> None:
-    """Fill `retiring` for the run; recomputing it on resume gives the same keys."""
+                           how: Retirement, deleted_oids: Sequence[int] = ()) -> None:
+    """Fill `retiring` for the run; recomputing it on resume gives the same keys.
+
+    `deleted_oids` are the object ids a change read's extract deleted.
+    """
     async with conn.transaction():
         await conn.execute(SQL["clear_retiring"], run_id)
         if how is Retirement.ABSENT_FROM_STAGING:
@@ -67,6 +71,9 @@ async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
         elif how is Retirement.ABSENT_FROM_KEYS:
             await conn.execute(SQL["retire_absent_from_keys"], run_id, feed_id)
             await conn.execute(SQL["retire_duplicated_keys"], run_id, feed_id)
+        elif how is Retirement.DELETED_UPSTREAM:
+            await conn.execute(SQL["retire_deleted_oids"], run_id, feed_id, list(deleted_oids))
+            await conn.execute(SQL["retire_rekeyed_oids"], run_id, feed_id)
         await conn.execute(SQL["retire_quarantined"], run_id, feed_id)
 
 

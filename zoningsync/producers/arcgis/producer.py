@@ -19,6 +19,7 @@ import asyncio
 import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
@@ -27,9 +28,19 @@ import orjson
 import structlog
 
 from zoningsync.config import FeedConfig
-from zoningsync.errors import SourceConfigError, UpstreamRefused
-from zoningsync.http import AnswerTooBig, Fetcher, FetchStats, HostLimits, RetryPolicy
+from zoningsync.errors import FetchError, SourceConfigError, UpstreamRefused
+from zoningsync.http import AnswerTooBig, BadAnswer, Fetcher, FetchStats, HostLimits, RetryPolicy
 from zoningsync.producers.arcgis.answers import answer_check
+from zoningsync.producers.arcgis.changes import (
+    ChangeSet,
+    ChangeTracking,
+    extract_check,
+    extract_params,
+    job_status,
+    parse_change_tracking,
+    parse_extract,
+    service_of,
+)
 from zoningsync.producers.arcgis.decode import decode_features
 from zoningsync.producers.arcgis.fields import FieldMap
 from zoningsync.producers.arcgis.layer import LayerInfo, parse_layer
@@ -53,6 +64,16 @@ PAGE_MIN_BYTES = 16 * 2**20
 # More features than any layer holds (the whole US has about 155M parcels): a
 # count above it is a broken server, and planning its pages would exhaust memory.
 MAX_LAYER_FEATURES = 500_000_000
+# An extractChanges answer with features holds at most the server's transfer
+# limit of them (a larger one is asked again as ids); ids-only answers grow like
+# an id list.
+EXTRACT_MAX_BYTES = 256 * 2**20
+# An asynchronous extract is polled after 0.25 s, then ever less often (up to
+# every 8 s), for about 10 minutes in all.
+JOB_FIRST_POLL_S = 0.25
+JOB_MAX_POLL_S = 8.0
+JOB_POLLS = 80
+SERVICE_RETRIES = 1
 
 
 def _edit_dialects(field: str, mark: datetime) -> tuple[str, ...]:
@@ -79,6 +100,8 @@ class ArcgisProducer:
         # Object ids the server listed but never returned, over this producer's life.
         self.missing_oids = 0
         self._layer: LayerInfo | None = None
+        self._layer_meta: Mapping[str, Any] = {}
+        self.service_read = False  # whether the service root answered (change_tracking)
         self._fields: FieldMap | None = None
         self._size: PageSize | None = None
         self._page_max_bytes = PAGE_MIN_BYTES
@@ -99,14 +122,17 @@ class ArcgisProducer:
         return {"token": token}
 
     async def _call(self, url: str, params: Mapping[str, str], expect: str, max_bytes: int,
-                    decode: Callable[[bytes | bytearray], Any] = orjson.loads) -> Any:
+                    decode: Callable[[bytes | bytearray], Any] = orjson.loads, *,
+                    check: Callable[[Any], None] | None = None, post: bool = False,
+                    retry: RetryPolicy | None = None) -> Any:
         full = {"f": "json", **params, **self._token()}
-        check = answer_check(expect, self.feed.token_env)
-        if len(url) + 1 + len(urlencode(full)) > MAX_GET_URL:
-            return await self.fetcher.post_json(url, full, retry=self.retry, stats=self.stats,
+        check = check or answer_check(expect, self.feed.token_env)
+        retry = retry or self.retry
+        if post or len(url) + 1 + len(urlencode(full)) > MAX_GET_URL:
+            return await self.fetcher.post_json(url, full, retry=retry, stats=self.stats,
                                                 check=check, decode=decode,
                                                 max_bytes=max_bytes)
-        return await self.fetcher.get_json(url, full, retry=self.retry, stats=self.stats,
+        return await self.fetcher.get_json(url, full, retry=retry, stats=self.stats,
                                            check=check, decode=decode, max_bytes=max_bytes)
 
     async def _query(self, params: Mapping[str, str]) -> Mapping[str, Any]:
@@ -124,8 +150,9 @@ class ArcgisProducer:
     async def layer(self) -> LayerInfo:
         """The layer's metadata, fetched once; the feed's field names checked against it."""
         if self._layer is None:
-            layer = parse_layer(self.feed.url, await self._call(self.feed.url, {}, "",
-                                                                METADATA_MAX_BYTES))
+            meta = await self._call(self.feed.url, {}, "", METADATA_MAX_BYTES)
+            layer = parse_layer(self.feed.url, meta)
+            self._layer_meta = meta
             real = {name.lower(): name for name in layer.fields}
             key = tuple(self._resolve(real, "key", name, layer) for name in self.feed.key)
             canonical = {c: self._resolve(real, f"fields.{c}", upstream, layer)
@@ -208,6 +235,87 @@ class ArcgisProducer:
                          error=exc.message)
                 self._dialect += 1
         return None
+
+    # -- change tracking --------------------------------------------------------------
+
+    async def change_tracking(self) -> ChangeTracking | None:
+        """The layer's change tracking, read from its service root now (not cached).
+
+        A service root that cannot be read, or says nothing usable, means none:
+        the run uses the edit-date strategy rather than fail.
+        """
+        located = service_of(self.feed.url)
+        if located is None:
+            return None
+        await self.layer()
+        service_url, layer_id = located
+        try:
+            # Only a hint: a root that fails twice is not worth the feed's full retries.
+            service = await self._call(service_url, {}, "", METADATA_MAX_BYTES,
+                                       retry=replace(self.retry, max_retries=SERVICE_RETRIES))
+        except FetchError as exc:
+            log.info("the service root cannot be read; no change tracking",
+                     service=service_url, error=exc.message)
+            return None
+        self.service_read = True
+        return parse_change_tracking(service_url, layer_id, service, self._layer_meta)
+
+    async def extract_changes(self, tracking: ChangeTracking, generation: int) -> ChangeSet:
+        """What changed since `generation`: features inline, or ids when there are too many.
+
+        Raises GenerationExpired when the server keeps no changes that old.
+        """
+        changes = await self._extract(tracking, generation, ids_only=False)
+        if changes.exceeded:
+            log.info("the changes exceed the server's transfer limit; asking for ids",
+                     service=tracking.service_url, since=generation)
+            changes = await self._extract(tracking, generation, ids_only=True)
+        return changes
+
+    async def _extract(self, tracking: ChangeTracking, generation: int, *, ids_only: bool
+                       ) -> ChangeSet:
+        url = tracking.service_url + "/extractChanges"
+        answer = await self._call(
+            url, extract_params(tracking.layer_id, generation, ids_only=ids_only), "",
+            EXTRACT_MAX_BYTES, check=extract_check(self.feed.token_env), post=True)
+        if "statusUrl" in answer and "edits" not in answer:
+            answer = await self._job_result(str(answer["statusUrl"]))
+        try:
+            return parse_extract(answer, tracking.layer_id)
+        except BadAnswer as exc:
+            raise UpstreamRefused(f"{url}: unusable extractChanges answer: {exc}") from None
+
+    async def _job_result(self, status_url: str) -> Any:
+        """Poll an asynchronous extract until its result is ready, less often each time."""
+        self._same_host(status_url)
+        delay = JOB_FIRST_POLL_S
+        for _ in range(JOB_POLLS):
+            await asyncio.sleep(delay)
+            delay = min(JOB_MAX_POLL_S, delay * 2)
+            status, result_url = job_status(
+                await self._call(status_url, {}, "", METADATA_MAX_BYTES))
+            if status in ("failed", "esrijobfailed", "cancelled"):
+                raise UpstreamRefused(f"{status_url}: the asynchronous extract {status}")
+            if status in ("completed", "esrijobsucceeded") and result_url:
+                self._same_host(result_url)
+                return await self._call(result_url, {}, "", EXTRACT_MAX_BYTES,
+                                        check=extract_check(self.feed.token_env))
+        raise FetchError(f"{status_url}: the asynchronous extract did not finish after "
+                         f"{JOB_POLLS} polls; the next sync asks again")
+
+    def _same_host(self, url: str) -> None:
+        """Job URLs get the feed's token: only on the feed's own host."""
+        if urlsplit(url).netloc.lower() != self.feed.host.lower():
+            raise UpstreamRefused(
+                f"{self.feed.url}: the server points an asynchronous extract at another "
+                f"host ({urlsplit(url).netloc[:80]}); zoningsync does not follow it there")
+
+    def changed_page(self, changes: ChangeSet, page_id: str) -> FetchedPage:
+        """An extract's inline features as one page, read like a query's."""
+        layer, fields = self._layer, self._field_map()
+        assert layer is not None
+        return FetchedPage(page_id, changes.features or [], changes.crs or layer.crs,
+                           fields.records, "esrijson")
 
     # -- planning -------------------------------------------------------------------
 
