@@ -83,7 +83,9 @@ def spread(samples: list[Sample], value: Callable[[Sample], float]) -> Spread | 
 
 
 def ratio(samples: list[Sample], shape: str, scenario: str) -> dict[str, Any] | None:
-    """zoningsync over ogr2ogr on one scenario: of the medians, and per pair."""
+    """zoningsync over ogr2ogr on one scenario: of the medians, and per pair; and the
+    ratio of the CPU both spent (tool, PostgreSQL and portal), which a busy neighbour
+    disturbs less than the wall time."""
     size = min(s.parcels for s in samples)
     ours = {s.repeat: s for s in select(samples, tool="zoningsync", shape=shape,
                                          scenario=scenario, parcels=size)}
@@ -94,16 +96,24 @@ def ratio(samples: list[Sample], shape: str, scenario: str) -> dict[str, Any] | 
         return None
     of_medians = (statistics.median(s.wall_s for s in ours.values())
                   / statistics.median(s.wall_s for s in theirs.values()))
+    cpu = (statistics.median(_cpu(s) for s in ours.values())
+           / statistics.median(_cpu(s) for s in theirs.values()))
     return {"of_medians": round(of_medians, 4), "pairs": Spread.of(pairs).as_json(),
-            "target": TARGETS[scenario]}
+            "cpu_of_medians": round(cpu, 4), "target": TARGETS[scenario]}
+
+
+def _cpu(sample: Sample) -> float:
+    return sample.client_cpu_s + sample.postgres_cpu_s + sample.server_cpu_s
 
 
 def aggregate(samples: list[Sample]) -> list[dict[str, Any]]:
     """One row per shape, scenario and tool (and size): medians and ranges."""
     rows = []
-    keys = sorted({(s.shape, s.parcels, SCENARIOS.index(s.scenario), TOOLS.index(s.tool))
-                   for s in samples})
-    for shape, parcels, scenario, tool in keys:
+    shapes = list(dict.fromkeys(s.shape for s in samples))
+    keys = sorted({(shapes.index(s.shape), s.parcels, SCENARIOS.index(s.scenario),
+                    TOOLS.index(s.tool)) for s in samples})
+    for shape_index, parcels, scenario, tool in keys:
+        shape = shapes[shape_index]
         group = select(samples, shape=shape, parcels=parcels, scenario=SCENARIOS[scenario],
                        tool=TOOLS[tool])
         row: dict[str, Any] = {"shape": shape, "parcels": parcels,
