@@ -22,5 +22,8 @@ typecheck:
 unit:
 	$(VENV)/pytest
 
+# make bench BENCH_ARGS="--parcels 20000 --repeat 2 --large 0" for a short run.
+BENCH_ARGS ?=
+
 bench: setup
-	$(VENV)/python bench/arcgis_vs_ogr2ogr.py
+	$(VENV)/python bench/arcgis_vs_ogr2ogr.py $(BENCH_ARGS)

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from zoningsync.portal.answers import AnswerCache, answer_in
 from zoningsync.portal.behaviours import Behaviours, Fault
 from zoningsync.portal.changes import ChangeTracker
 from zoningsync.portal.county import County, Layer
@@ -61,12 +62,13 @@ class FeatureService:
     """The ArcGIS routes over one county, its behaviours and its worker thread."""
 
     def __init__(self, county: County, behaviours: Behaviours, stats: Stats,
-                 worker: Executor) -> None:
+                 worker: Executor, answers: AnswerCache | None = None) -> None:
         self.county = county
         self.behaviours = behaviours
         self.stats = stats
         self.worker = worker
         self.tracker = ChangeTracker(county)
+        self.answers = answers
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -233,8 +235,7 @@ class FeatureService:
             if index >= len(self.county.layers):
                 return _json(error_body(400, "Invalid or missing input parameters.", []))
             layer = self.county.layers[index]
-        loop = asyncio.get_running_loop()
-        body: bytes = await loop.run_in_executor(self.worker, build, layer, params)
+        body = await answer_in(self.worker, self.answers, kind, layer, params, build)
         if fault is Fault.TRUNCATE:
             return await _truncated(request, body)
         return _json(body)

@@ -9,6 +9,12 @@ columns (about 90 bytes a parcel); footprints are generated when served
 courtyard hole, ~2% multipart, ~0.05% self-intersecting bow-ties, ~0.02% null,
 and ~1% stacked condos (runs of parcels with one footprint and distinct PINs).
 
+Layer shapes: `shape="wide"` (the default, above: 14 fields) or `shape="thin"`, a
+layer like many small counties serve and the one where a per-row cost shows most:
+the 8 fields of `THIN_FIELDS` and one 5-vertex ring (4 corners, closed) per parcel,
+no holes, parts, bow-ties or nulls. Both shapes draw the same parcels on the same
+grid, so a benchmark compares bytes per row, not different counties.
+
 Versions: `publish(fraction, seed)` edits the columns in place (rezonings,
 geometry revisions, owner changes, deletions as a mask, additions appended with
 new OIDs) and stamps LAST_EDITED_DATE with a deterministic clock one day past the
@@ -53,6 +59,10 @@ PUBLISH_CLOCK_MS = 1_735_689_600_000  # 2025-01-01, one day later per version
 DAY_MS = 86_400_000
 SQ_M_PER_ACRE = 4_046.856
 SUPPORTED_CRS = (4326, 2264, 102100)
+SHAPES = ("wide", "thin")
+THIN_FIELDS = ("OBJECTID", "PIN", "ZONING", "ZONE_DESC", "SITE_ADDRESS", "ACRES", "LAND_VAL",
+               "LAST_EDITED_DATE")
+THIN_VERTICES = 4
 SPATIAL_REFERENCES: dict[int, dict[str, int]] = {
     4326: {"wkid": 4326, "latestWkid": 4326},
     2264: {"wkid": 2264, "latestWkid": 2264},
@@ -125,13 +135,17 @@ class Layer:
 class County:
     """Parcels (layer 0) and zoning districts (layer 1) of one simulated county."""
 
-    def __init__(self, parcels: int = 5000, seed: int = 1, crs: int = 4326) -> None:
+    def __init__(self, parcels: int = 5000, seed: int = 1, crs: int = 4326,
+                 shape: str = "wide") -> None:
         if crs not in SUPPORTED_CRS:
             raise ValueError(f"crs must be one of {SUPPORTED_CRS}, not {crs}")
+        if shape not in SHAPES:
+            raise ValueError(f"shape must be one of {SHAPES}, not {shape!r}")
         if parcels < 1:
             raise ValueError("a county needs at least one parcel")
         self.seed = seed
         self.crs = crs
+        self.shape = shape
         self.version = 0
         cols = max(2, math.ceil(math.sqrt(parcels)))
         self.grid = Grid(cols, max(MIN_SPACING_M, COUNTY_SPAN_M / cols), seed)
@@ -187,8 +201,10 @@ class County:
                           slot_hash % 50 == 1, slot_hash % 33 == 5],
                          [shapes.NULL, shapes.BOWTIE, shapes.MULTIPART, shapes.COURTYARD],
                          shapes.PLAIN).astype(np.int8)
-        if clock is not None:
+        if clock is not None or self.shape == "thin":
             kind[:] = shapes.PLAIN
+        vertices = 4 + (slot_hash >> 7) % 9 if self.shape == "wide" else np.full(
+            n, THIN_VERTICES)
         revs = np.zeros(n, dtype=np.int64)
         width, height = self.grid.parcel_size_m(slots, revs)
         district = self._district_of(slots)
@@ -203,7 +219,7 @@ class County:
             "SLOT": slots,
             "REV": revs.astype(np.int16),
             "KIND": kind,
-            "NVERT": (4 + (slot_hash >> 7) % 9).astype(np.int8),
+            "NVERT": vertices.astype(np.int8),
             "ZONING": zoning.astype(np.int8),
             "OWNER": ((h >> 16) % len(OWNER_LABELS)).astype(np.int16),
             "HOUSE": (100 + (h >> 20) % 9900).astype(np.int32),
@@ -235,7 +251,7 @@ class County:
         layer = self.parcels
         v = layer.values
         pins = lambda rows: [f"{p:010d}" for p in v("PIN")()[rows].tolist()]  # noqa: E731
-        layer.columns = {c.field.name: c for c in (
+        columns = (
             NumberColumn(Field("OBJECTID", "esriFieldTypeOID", "OBJECTID"), v("OBJECTID")),
             TextColumn(Field("PIN", "esriFieldTypeString", "PIN", 10), pins,
                        lambda: layer.size),
@@ -262,7 +278,9 @@ class County:
                          v("REVAL_DATE")),
             NumberColumn(Field("LAST_EDITED_DATE", "esriFieldTypeDate", "Last edited", 8),
                          v("LAST_EDITED_DATE")),
-        )}
+        )
+        layer.columns = {c.field.name: c for c in columns
+                         if self.shape == "wide" or c.field.name in THIN_FIELDS}
 
     def _addresses(self, rows: IntArray) -> list[str]:
         data = self.parcels.data

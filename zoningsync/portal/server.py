@@ -14,19 +14,25 @@ In-process (tests, the demo)::
         portal.legistar_url      # ".../legistar/v1", the Legistar web API root
 
 Command line: `python -m zoningsync.portal --host 127.0.0.1 --port 0 --parcels N
---seed S --crs {4326,2264,102100} --cases N --cases-seed S --legistar-client NAME
+--seed S --crs {4326,2264,102100} --shape {wide,thin} --answer-cache-mb MB
+--cases N --cases-seed S --legistar-client NAME
 --behaviour key=value ...` prints the base URL
 on stdout (one flushed line) once listening, logs to stderr, and serves until
 SIGTERM or SIGINT.
 
 Admin routes (JSON), for tests and the benchmark: POST `/_portal/publish`
-{"fraction": 0.01, "seed": 1} answers the publish summary (counts, PINs);
+{"fraction": 0.01, "seed": 1} answers the publish summary (counts, PINs; with
+"warm": true, the answer cache first rebuilds what it held, see `answers`);
 POST `/_portal/republish`; POST `/_portal/cases/publish` moves the rezoning cases
 one meeting on (apart from the county: a county publish leaves the cases alone)
 and answers what changed; GET `/_portal/cases` answers `Cases.expected()`;
 POST `/_portal/behaviour` {key: value} answers all
 behaviours; GET `/_portal/stats` {"requests": {kind: n}, "arrivals": [s, ...]};
-POST `/_portal/stats/reset`.
+POST `/_portal/stats/reset`; GET `/_portal/answers` the answer cache's counts.
+
+In-process the answer cache is off (`answer_cache_mb=0`): tests edit a county's
+columns in place. The command line serves with a 512 MB cache by default, as the
+benchmark wants a server that costs no more per page than a static one.
 """
 
 from __future__ import annotations
@@ -45,10 +51,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from zoningsync.portal.answers import AnswerCache
 from zoningsync.portal.arcgis import SERVICE_PATH, FeatureService, Stats
 from zoningsync.portal.behaviours import BehaviourError, Behaviours
 from zoningsync.portal.cases import AGENDAS_PATH, CASES_PATH, Cases
-from zoningsync.portal.county import SUPPORTED_CRS, County
+from zoningsync.portal.county import SHAPES, SUPPORTED_CRS, County
 from zoningsync.portal.legistar import API_PATH, DEFAULT_CLIENT, LegistarApi
 from zoningsync.portal.planning import PlanningSite
 
@@ -56,19 +63,25 @@ __all__ = ["Behaviours", "PortalApp", "RunningPortal", "main", "run_portal"]
 
 log = logging.getLogger("zoningsync.portal")
 
+CLI_ANSWER_CACHE_MB = 512
+
 
 class PortalApp:
     """The aiohttp application: ArcGIS, planning site, Legistar and admin routes, one
     worker thread."""
 
     def __init__(self, county: County, behaviours: Behaviours | None = None,
-                 cases: Cases | None = None, legistar_client: str = DEFAULT_CLIENT) -> None:
+                 cases: Cases | None = None, legistar_client: str = DEFAULT_CLIENT,
+                 answer_cache_mb: int = 0) -> None:
         self.county = county
         self.behaviours = behaviours if behaviours is not None else Behaviours()
         self.cases = cases if cases is not None else Cases(county)
         self.stats = Stats()
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="portal")
-        self.service = FeatureService(county, self.behaviours, self.stats, self.worker)
+        self.answers = AnswerCache(county, self.behaviours, answer_cache_mb << 20) \
+            if answer_cache_mb > 0 else None
+        self.service = FeatureService(county, self.behaviours, self.stats, self.worker,
+                                      self.answers)
         self.planning = PlanningSite(self.cases, self.behaviours, self.stats, self.worker)
         self.legistar = LegistarApi(self.cases, self.stats, self.worker, legistar_client)
 
@@ -85,6 +98,7 @@ class PortalApp:
             web.post("/_portal/behaviour", self.set_behaviour),
             web.get("/_portal/stats", self.get_stats),
             web.post("/_portal/stats/reset", self.reset_stats),
+            web.get("/_portal/answers", self.answer_stats),
         ])
         return app
 
@@ -98,6 +112,8 @@ class PortalApp:
             summary = await self._in_worker(self.county.publish, fraction, seed)
         except (TypeError, ValueError) as exc:
             return _admin_error(str(exc))
+        if body.get("warm") is True and self.answers is not None:
+            summary["rewarmed"] = await self._in_worker(self.answers.refresh)
         log.info("published version %s: %s changed, %s deleted, %s added", summary["version"],
                  summary["changed"], summary["deleted"], summary["added"])
         return _answer(summary)
@@ -127,6 +143,9 @@ class PortalApp:
     async def reset_stats(self, request: web.Request) -> web.Response:
         self.stats.reset()
         return _answer({"reset": True})
+
+    async def answer_stats(self, request: web.Request) -> web.Response:
+        return _answer(None if self.answers is None else self.answers.stats())
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -185,10 +204,11 @@ class RunningPortal:
 @asynccontextmanager
 async def run_portal(county: County, behaviours: Behaviours | None = None,
                      host: str = "127.0.0.1", port: int = 0, *, cases: Cases | None = None,
-                     legistar_client: str = DEFAULT_CLIENT) -> AsyncIterator[RunningPortal]:
+                     legistar_client: str = DEFAULT_CLIENT, answer_cache_mb: int = 0
+                     ) -> AsyncIterator[RunningPortal]:
     """Serve the county (and its cases, by default `Cases(county)`) until the block
     ends; port 0 picks a free port."""
-    portal = PortalApp(county, behaviours, cases, legistar_client)
+    portal = PortalApp(county, behaviours, cases, legistar_client, answer_cache_mb)
     runner = web.AppRunner(portal.application(), access_log=None)
     await runner.setup()
     try:
@@ -210,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parcels", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--crs", type=int, default=4326, choices=SUPPORTED_CRS)
+    parser.add_argument("--shape", default="wide", choices=SHAPES,
+                        help="wide: 14 fields, 5-13 vertices; thin: 8 fields, 5 vertices")
+    parser.add_argument("--answer-cache-mb", type=int, default=CLI_ANSWER_CACHE_MB,
+                        help="encoded answers kept per published version (0: none)")
     parser.add_argument("--cases", type=int, default=60, help="rezoning cases to generate")
     parser.add_argument("--cases-seed", type=int, default=1)
     parser.add_argument("--legistar-client", default=DEFAULT_CLIENT)
@@ -228,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             raise BehaviourError("--parcels must be at least 1")
         if args.cases < 1:
             raise BehaviourError("--cases must be at least 1")
+        if args.answer_cache_mb < 0:
+            raise BehaviourError("--answer-cache-mb cannot be negative")
     except BehaviourError as exc:
         parser.error(str(exc))
     try:
@@ -243,11 +269,14 @@ async def _serve(args: argparse.Namespace, behaviours: Behaviours) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("generating %s parcels (seed %s, EPSG %s)", args.parcels, args.seed, args.crs)
-    county = await loop.run_in_executor(None, County, args.parcels, args.seed, args.crs)
+    log.info("generating %s %s parcels (seed %s, EPSG %s)", args.parcels, args.shape,
+             args.seed, args.crs)
+    county = await loop.run_in_executor(None, County, args.parcels, args.seed, args.crs,
+                                        args.shape)
     cases = await loop.run_in_executor(None, Cases, county, args.cases, args.cases_seed)
     async with run_portal(county, behaviours, args.host, args.port, cases=cases,
-                          legistar_client=args.legistar_client) as portal:
+                          legistar_client=args.legistar_client,
+                          answer_cache_mb=args.answer_cache_mb) as portal:
         print(portal.base_url, flush=True)
         log.info("serving %s", portal.service_url)
         await stop.wait()
