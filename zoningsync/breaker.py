@@ -50,6 +50,7 @@ class CircuitBreaker:
         self._open_until: float | None = None
         self._trial_in_flight = False
         self._reasons: deque[str] = deque(maxlen=REASONS_KEPT)  # distinct, newest last
+        breaker_open.labels(host).set(0)  # a new breaker is closed, whatever an old one was
 
     @property
     def is_open(self) -> bool:

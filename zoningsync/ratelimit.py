@@ -106,10 +106,12 @@ class TokenBucket:
         # The lock queues waiters in arrival order; the loop re-reads the clock
         # because a slowdown may arrive while a waiter sleeps.
         asked = self._clock()
+        queued = self._lock.locked()  # behind a waiter: waiting too
         async with self._lock:
             while True:
                 now = self._clock()
                 delay = self.take(now)
                 if delay <= 0.0:
-                    return now - asked
+                    return now - asked if queued else 0.0
+                queued = True
                 await asyncio.sleep(delay)
