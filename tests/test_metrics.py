@@ -24,6 +24,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.portal_helpers import feed_config
+from tests.test_case_feeds import case_feed
 from tests.test_sync import settings_for
 from zoningsync import metrics
 from zoningsync.breaker import CircuitBreaker
@@ -226,6 +227,21 @@ async def test_a_failed_run_and_its_resume_count_each_write_once(
     stored = await db.fetchval("SELECT count(*) FROM zoningsync.features")
     assert added(before, after, "zoningsync_features_written_total", feed=FEED,
                  op="insert") == stored == resumed["inserted"]
+
+
+async def test_a_case_feeds_run_counts_its_cases_written(
+        db_url: str, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = case_feed(tmp_path, portal, "cases-html")
+    before = scrape()
+    [summary] = await sync_feeds(settings_for(db_url, tmp_path), [feed], full=False,
+                                 interactive=False)
+    after = scrape()
+    assert summary["status"] == "succeeded"
+    assert added(before, after, "zoningsync_runs_total", feed=feed.full_id,
+                 status="succeeded") == 1
+    assert added(before, after, "zoningsync_features_written_total", feed=feed.full_id,
+                 op="insert") == summary["inserted"] > 0
+    assert has(after, "zoningsync_quarantined_total", feed=feed.full_id, reason="not_pdf")
 
 
 # -- the fetcher, host by host ---------------------------------------------------------

@@ -124,9 +124,9 @@ class LoopLagProbe:
     def recent(self, count: int = 10) -> float:
         """The worst of the last `count` samples (about half a second): the loop's lag now.
 
-        0 before any sample. A loop blocked right now has no sample yet, but
-        nothing (a health check included) runs on it until it wakes, and then
-        the stall is the latest sample.
+        0 before any sample. A stall shows once the loop wakes from it: nothing,
+        a health check included, runs on a blocked loop, and the probe's first
+        sample after it is the stall.
         """
         if not self.samples:
             return 0.0

@@ -49,7 +49,6 @@ class RunObserver:
         """The attempt begins: its feed's series exist, it is in progress."""
         feed = config.full_id
         metrics.touch_feed(feed, quarantine_reasons(config.kind))
-        metrics.runs_in_progress.inc()
         observer = cls(feed, run_id, NO_COUNTS, time.monotonic())
         try:
             observer.before = await observed.run_counts(conn, feed, run_id)
@@ -60,6 +59,7 @@ class RunObserver:
         else:
             if last_success is not None:
                 metrics.feed_last_success_timestamp_seconds.labels(feed).set(last_success)
+        metrics.runs_in_progress.inc()  # last: no await between it and the caller's `try`
         return observer
 
     async def end(self, conn: Conn) -> None:
