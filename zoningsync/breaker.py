@@ -10,6 +10,9 @@ to the next caller.
 
 The refusal names the last few distinct reasons the host failed for (redacted),
 so that a failed run says why the host was given up on, not only how often.
+`zoningsync_breaker_open{host}` is 1 from the opening to the success that closes
+it (half-open included: the host has not proven itself yet), set only on those
+transitions.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from zoningsync.errors import CircuitOpen
+from zoningsync.metrics import breaker_open
 from zoningsync.redact import redact
 
 log = structlog.get_logger(__name__)
@@ -46,6 +50,7 @@ class CircuitBreaker:
         self._open_until: float | None = None
         self._trial_in_flight = False
         self._reasons: deque[str] = deque(maxlen=REASONS_KEPT)  # distinct, newest last
+        breaker_open.labels(host).set(0)  # a new breaker is closed, whatever an old one was
 
     @property
     def is_open(self) -> bool:
@@ -71,6 +76,8 @@ class CircuitBreaker:
         return list(self._reasons)
 
     def record_success(self) -> None:
+        if self._open_until is not None:
+            breaker_open.labels(self.host).set(0)
         self._failures = 0
         self._open_until = None
         self._trial_in_flight = False
@@ -87,6 +94,7 @@ class CircuitBreaker:
         if self._trial_in_flight or self._failures >= self.threshold:
             self._open_until = self._clock() + self.cooldown_s
             self._trial_in_flight = False
+            breaker_open.labels(self.host).set(1)
             log.warning(
                 "http.circuit_open",
                 host=self.host,

@@ -28,6 +28,7 @@ from zoningsync.errors import RunFailed, ZoningsyncError, describe_failure
 from zoningsync.fingerprint import plan_fingerprint
 from zoningsync.http import Fetcher, FetchStats
 from zoningsync.progress import Reporter
+from zoningsync.run_metrics import RunObserver
 from zoningsync.sql import queries
 from zoningsync.store import runs, staging
 from zoningsync.store.connect import Conn
@@ -128,6 +129,7 @@ class FeedRun(ABC, Generic[CursorT]):
                 log.warning("closed runs left unfinished too long; their staging is dropped",
                             runs=stale, older_than=str(runs.STALE_AFTER))
             run_id, cursor = await self._open_run(conn, force_full=force_full)
+            observer = await RunObserver.start(conn, self.feed, run_id)
             log.info("run started", feed=self.feed.full_id, run=run_id, phase=self.phase)
             try:
                 await self._prepare(conn)
@@ -150,6 +152,7 @@ class FeedRun(ABC, Generic[CursorT]):
                 raise await self._failed(conn, run_id, exc) from exc
             finally:
                 await self._abandon()
+                await observer.end(conn)
             return await runs.get_run(conn, run_id)
 
     def _next_sync(self) -> str:

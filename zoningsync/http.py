@@ -19,6 +19,10 @@ that never ends costs at most its cap, and a too-big answer fails at once,
 naming the limit, since it would be as big next time. A body that does not
 decode (invalid, or nested too deep for the decoder) is a bad answer like any
 other: retried, then a `FetchError`.
+
+Every request (by its status, or `timeout`/`error` when none came), retry and
+wait for a token is counted in `metrics.py`'s series under the host's netloc
+(userinfo dropped), never under a URL, so the labels stay bounded and secret-free.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from zoningsync import __version__
+from zoningsync import __version__, metrics
 from zoningsync.breaker import CircuitBreaker
 from zoningsync.errors import FetchError, TokenRejected, UpstreamRefused, ZoningsyncError
 from zoningsync.ratelimit import DEFAULT_LIMITS, HostLimits, TokenBucket
@@ -156,8 +160,19 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def host_label(url: str) -> str:
+    """A URL's host as metrics and messages name it: its netloc, lowercased, no userinfo."""
+    return urlsplit(url).netloc.rpartition("@")[2].lower()
+
+
+def status_label(status: int) -> str:
+    """The `code` label of an answer: its status, bounded to the statuses HTTP defines."""
+    return str(status) if 100 <= status <= 599 else "error"
+
+
 @dataclass
 class _Host:
+    label: str  # `host` of the metrics
     limits: HostLimits
     bucket: TokenBucket
     slots: asyncio.Semaphore
@@ -324,16 +339,19 @@ class Fetcher:
         key = urlsplit(url).netloc.lower()
         state = self._hosts.get(key)
         if state is None:
+            label = host_label(url)
             limits = self.limits_for(key)
             state = _Host(
+                label=label,
                 limits=limits,
                 bucket=TokenBucket(limits),
                 slots=asyncio.Semaphore(limits.max_concurrency),
                 breaker=CircuitBreaker(
-                    key, threshold=self.breaker_threshold, cooldown_s=self.breaker_cooldown_s
+                    label, threshold=self.breaker_threshold, cooldown_s=self.breaker_cooldown_s
                 ),
             )
             self._hosts[key] = state
+            metrics.touch_host(label)
         return state
 
     async def _fetch(
@@ -381,7 +399,9 @@ class Fetcher:
         host = request.host
         host.breaker.check()
         async with host.slots:
-            await host.bucket.acquire()
+            waited = await host.bucket.acquire()
+            if waited > 0.0:
+                metrics.ratelimit_wait_seconds_total.labels(host.label).inc(waited)
             # Checked again: the host may have failed while this request queued.
             host.breaker.before_attempt()
             try:
@@ -413,12 +433,15 @@ class Fetcher:
         if self._session is None:
             raise RuntimeError("Fetcher used outside `async with Fetcher()`")
         request.stats.requests += 1
+        answered = False
         try:
             async with self._session.request(
                 request.method, request.url, params=request.params, data=request.data,
                 headers=request.headers,
                 timeout=aiohttp.ClientTimeout(total=request.retry.timeout_s),
             ) as response:
+                answered = True
+                _count_request(request, status_label(response.status))
                 await self._judge_status(request, response)
                 body = await self._read_body(request, response)
                 if request.answer is not None:
@@ -431,8 +454,12 @@ class Fetcher:
         except aiohttp.InvalidURL:
             raise FetchError(f"{request.shown_url}: not a valid URL") from None
         except TimeoutError:
+            if not answered:
+                _count_request(request, "timeout")
             raise _Retryable(f"no answer within {request.retry.timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
+            if not answered:
+                _count_request(request, "error")
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
 
     async def _judge_status(self, request: _Request, response: aiohttp.ClientResponse) -> None:
@@ -450,7 +477,7 @@ class Fetcher:
                 pause = min(retry_after or 0.0, MAX_RETRY_AFTER_S)
                 request.host.bucket.slow_down(time.monotonic(), pause)
                 log.warning(
-                    "http.slow_down", host=request.host.breaker.host, status=status,
+                    "http.slow_down", host=request.host.label, status=status,
                     retry_after_s=retry_after,
                 )
             if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
@@ -485,6 +512,11 @@ class Fetcher:
                 raise AnswerTooBig(f"{too_big}; stopped reading there")
             body += chunk
         return body
+
+
+def _count_request(request: _Request, code: str) -> None:
+    """One request in `zoningsync_http_requests_total`: its status, or why none came."""
+    metrics.http_requests_total.labels(request.host.label, code).inc()
 
 
 def _seconds(value: float) -> str:
@@ -583,6 +615,7 @@ def _backoff(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
 def _log_retry(request: _Request, attempts: int) -> Callable[[RetryCallState], None]:
     def log_retry(state: RetryCallState) -> None:
         request.stats.retries += 1
+        metrics.http_retries_total.labels(request.host.label).inc()
         failure = state.outcome.exception() if state.outcome is not None else None
         reason = failure.reason if isinstance(failure, _Retryable) else repr(failure)
         log.warning(

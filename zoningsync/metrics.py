@@ -9,16 +9,29 @@ dashboard never waits for a first failure to draw its line.
 `serve()` runs `/metrics` (the text format) and `/healthz` (200 while the loop
 is responsive and the database answers, else 503 with the reason) on an aiohttp
 server bound to the address it is given; it never binds 0.0.0.0 unless asked.
+`database_health()` makes that check.
+
+Who feeds what: `http.py` the requests, retries and token-bucket waits,
+`breaker.py` the breaker state, `run_metrics.py` (from `feed_run.py`) every
+run's series, `observability.LoopLagProbe` the loop lag, and the daemon's
+scheduler `zoningsync_feeds{state}`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
+import asyncpg
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from zoningsync.errors import describe_failure
+from zoningsync.store import observed
+from zoningsync.store.connect import connect
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -70,16 +83,70 @@ def touch_host(host: str) -> None:
     breaker_open.labels(host)
 
 
-def touch_feed(feed: str) -> None:
-    """Create a feed's series at 0 (its first run)."""
+def touch_feed(feed: str, reasons: Iterable[str] = ()) -> None:
+    """Create a feed's series at 0 (its first run); `reasons`: its kind's quarantine reasons.
+
+    The last-success timestamp starts at 0, "never", so that an alert on its
+    age fires for a feed that has never succeeded too.
+    """
     for status in RUN_STATUSES:
         runs_total.labels(feed, status)
     for op in WRITE_OPS:
         features_written_total.labels(feed, op)
+    for reason in reasons:
+        quarantined_total.labels(feed, reason)
     run_duration_seconds.labels(feed)
+    feed_last_success_timestamp_seconds.labels(feed)
 
 
 HealthCheck = Callable[[], Awaitable[str | None]]
+
+# A loop later than this to wake is not responsive (a probe samples every 50 ms).
+MAX_LOOP_LAG_S = 1.0
+# The database must answer `SELECT 1` within this, connection included.
+DATABASE_TIMEOUT_S = 2.0
+
+
+class LagSource(Protocol):
+    """What the health check reads from the loop-lag probe (`observability.LoopLagProbe`)."""
+
+    def recent(self) -> float: ...
+
+
+def database_health(database: asyncpg.Pool[Any] | str, probe: LagSource, *,
+                    max_lag_s: float = MAX_LOOP_LAG_S,
+                    timeout_s: float = DATABASE_TIMEOUT_S) -> HealthCheck:
+    """The `/healthz` check: None while the loop is responsive and the database answers.
+
+    `database` is the daemon's pool (a check borrows a connection) or a URL (a
+    check opens and closes one). The reason of an unhealthy answer is one
+    redacted line: "event loop lagging: 1.2 s" or "database unreachable: …".
+    """
+    async def ask() -> None:
+        if isinstance(database, str):
+            conn = await connect(database, connect_timeout=timeout_s)
+            try:
+                await observed.ping(conn)
+            finally:
+                await conn.close()
+        else:
+            async with database.acquire() as borrowed:
+                await observed.ping(borrowed)
+
+    async def check() -> str | None:
+        lag = probe.recent()
+        if lag > max_lag_s:
+            return f"event loop lagging: {lag:.1f} s"
+        try:
+            async with asyncio.timeout(timeout_s):
+                await ask()
+        except TimeoutError:
+            return f"database unreachable: no answer to SELECT 1 within {timeout_s:g} s"
+        except Exception as exc:
+            return f"database unreachable: {describe_failure(exc)}"
+        return None
+
+    return check
 
 
 @asynccontextmanager

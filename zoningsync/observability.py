@@ -6,7 +6,9 @@ answer. Every string of every event, from structlog or the stdlib logging of a
 library, passes `redact.redact()` just before it is rendered (tracebacks
 included), so no log call can leak a secret it was handed. The loop-lag probe
 measures how late the event loop wakes up, which is how zoningsync proves that
-CPU work really stays off the loop.
+CPU work really stays off the loop: every sample goes to the
+`zoningsync_event_loop_lag_seconds` histogram, and the health check reads the
+latest ones.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import contextlib
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from zoningsync.metrics import event_loop_lag_seconds
 from zoningsync.redact import redact
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -93,19 +97,40 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     root.setLevel(max(LEVELS[level], logging.WARNING))
 
 
+# Samples a probe keeps for its percentiles: an hour at the default interval, so
+# a daemon's probe holds bounded memory however long it runs.
+SAMPLES_KEPT = 72_000
+
+
 @dataclass
 class LoopLagProbe:
     """Samples how late `asyncio.sleep(interval)` wakes up, while running."""
 
     interval_s: float = 0.05
-    samples: list[float] = field(default_factory=list)
+    samples: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES_KEPT))
     _task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         while True:
             start = time.perf_counter()
             await asyncio.sleep(self.interval_s)
-            self.samples.append(max(0.0, time.perf_counter() - start - self.interval_s))
+            self.record(max(0.0, time.perf_counter() - start - self.interval_s))
+
+    def record(self, lag_s: float) -> None:
+        """One sample: kept for the percentiles, observed by the histogram."""
+        self.samples.append(lag_s)
+        event_loop_lag_seconds.observe(lag_s)
+
+    def recent(self, count: int = 10) -> float:
+        """The worst of the last `count` samples (about half a second): the loop's lag now.
+
+        0 before any sample. A stall shows once the loop wakes from it: nothing,
+        a health check included, runs on a blocked loop, and the probe's first
+        sample after it is the stall.
+        """
+        if not self.samples:
+            return 0.0
+        return max(self.samples[i] for i in range(-min(count, len(self.samples)), 0))
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-probe")

@@ -97,12 +97,21 @@ class TokenBucket:
             self._slowdown = max(MIN_SLOWDOWN, factor / 2.0)
             self._slowed_at = self._blocked_until
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> float:
+        """Take a token; return the seconds waited for it (queued behind others included).
+
+        The caller reports the wait (`zoningsync_ratelimit_wait_seconds_total`),
+        so that an operator sees a host held back by its own politeness.
+        """
         # The lock queues waiters in arrival order; the loop re-reads the clock
         # because a slowdown may arrive while a waiter sleeps.
+        asked = self._clock()
+        queued = self._lock.locked()  # behind a waiter: waiting too
         async with self._lock:
             while True:
-                delay = self.take(self._clock())
+                now = self._clock()
+                delay = self.take(now)
                 if delay <= 0.0:
-                    return
+                    return now - asked if queued else 0.0
+                queued = True
                 await asyncio.sleep(delay)
