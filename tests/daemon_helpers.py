@@ -64,11 +64,11 @@ class Daemon:
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 
-    async def stop(self, timeout: float = 20.0) -> int:
+    async def stop(self, within_s: float = 20.0) -> int:
         if self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
-            return await asyncio.wait_for(self.proc.wait(), timeout)
+            return await asyncio.wait_for(self.proc.wait(), within_s)
         except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
@@ -85,17 +85,17 @@ async def start_daemon(db_url: str, sources: Path, log_path: Path, *args: str,
     return Daemon(proc, log_path)
 
 
-async def wait_until(check: Callable[[], Awaitable[Any]], timeout: float = 60.0,
+async def wait_until(check: Callable[[], Awaitable[Any]], within_s: float = 60.0,
                      every: float = 0.1) -> Any:
-    """The first truthy answer of `check`, asked until `timeout` seconds passed."""
+    """The first truthy answer of `check`, asked until `within_s` seconds passed."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within_s
     while True:
         answer = await check()
         if answer:
             return answer
         if loop.time() > deadline:
-            raise AssertionError(f"gave up after {timeout} s waiting for {check.__name__}")
+            raise AssertionError(f"gave up after {within_s} s waiting for {check.__name__}")
         await asyncio.sleep(every)
 
 

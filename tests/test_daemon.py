@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import socket
@@ -45,7 +46,7 @@ async def test_two_daemons_run_every_feed_and_never_one_feed_twice_at_once(
         async def all_ran() -> bool:
             return await succeeded_feeds(db) == set(feeds)
 
-        await wait_until(all_ran, timeout=120)
+        await wait_until(all_ran, within_s=120)
     finally:
         codes = [await d.stop() for d in daemons]
     assert codes == [0, 0]
@@ -55,7 +56,7 @@ async def test_two_daemons_run_every_feed_and_never_one_feed_twice_at_once(
     for row in rows:
         by_feed.setdefault(row["feed"], []).append(row)
     for feed_runs in by_feed.values():
-        for earlier, later in zip(feed_runs, feed_runs[1:], strict=False):
+        for earlier, later in itertools.pairwise(feed_runs):
             assert earlier["finished_at"] <= later["started_at"]
 
 
@@ -198,7 +199,7 @@ async def test_ready_and_watchdog_pings_reach_the_notify_socket_at_half_the_inte
     assert "STATUS=" in ready_text
     pings = [t for t, m in messages if m == "WATCHDOG=1" and t >= ready_at]
     assert len(pings) >= 8
-    gaps = [b - a for a, b in zip([ready_at, *pings], pings, strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise([ready_at, *pings])]
     assert max(gaps) <= 0.8
 
 
@@ -259,7 +260,7 @@ async def test_healthz_turns_503_when_the_database_goes_away(
             async with http.get(url) as answer:
                 return await answer.text() if answer.status == 503 else None
 
-        reason = await wait_until(unhealthy, timeout=30, every=0.3)
+        reason = await wait_until(unhealthy, within_s=30, every=0.3)
     finally:
         daemon.proc.kill()
         await daemon.proc.wait()

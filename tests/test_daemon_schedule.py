@@ -73,7 +73,8 @@ def test_default_jitter_lies_within_ten_percent_of_the_interval(feed: str) -> No
 
 def test_jitter_is_the_same_for_a_feed_wherever_it_is_computed() -> None:
     schedule = sched("every 6h", None)
-    assert jitter_of("a/parcels", schedule, T0) == jitter_of("a/parcels", schedule, T0 + timedelta(days=3))
+    later = T0 + timedelta(days=3)
+    assert jitter_of("a/parcels", schedule, T0) == jitter_of("a/parcels", schedule, later)
     spread = {jitter_of(f"c{i}/p", schedule, T0) for i in range(20)}
     assert len(spread) == 20  # feeds are spread, not herded
 
