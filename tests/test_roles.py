@@ -8,7 +8,7 @@ import pytest
 VIEWS = ("parcels", "zoning_districts", "zoning_changes_recent", "pending_cases",
          "parcel_history", "rezoning_cases")
 BASE_TABLES = ("features", "feature_history", "feeds", "runs", "quarantine", "cases",
-               "case_history", "case_status_history", "staged_cases", "documents")
+               "case_history", "case_status_history", "staged_cases", "documents", "schedules")
 
 
 @pytest.mark.parametrize("view", VIEWS)

@@ -16,7 +16,9 @@ from zoningsync import __version__
 from zoningsync.commands.context import emit_json, run_async, settings_of
 from zoningsync.commands.db import db
 from zoningsync.commands.demo import demo
+from zoningsync.commands.run import run
 from zoningsync.commands.sources import sources
+from zoningsync.commands.status import status
 from zoningsync.commands.sync import quarantine, runs, sync
 from zoningsync.errors import ZoningsyncError
 from zoningsync.gc_policy import tune_for_bulk_parsing
@@ -55,6 +57,8 @@ cli.add_command(sync)
 cli.add_command(runs)
 cli.add_command(quarantine)
 cli.add_command(sources)
+cli.add_command(run)
+cli.add_command(status)
 
 
 @cli.command()

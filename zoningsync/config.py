@@ -17,7 +17,7 @@ import math
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ INCREMENTAL_MODES = ("auto", "changes", "edit_date", "on", "off")
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EVERY_PATTERN = re.compile(r"^every\s+([0-9]{1,9})\s*(s|m|h|d)$")
+JITTER_PATTERN = re.compile(r"^([0-9]{1,9})\s*(s|m|h|d)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 CRON_NUMBER = re.compile(r"^[0-9]{1,2}$")
@@ -49,7 +50,7 @@ MAX_FIELD_CHARS = 128
 MAX_KEY_FIELDS = 8
 MAX_FEEDS = 100
 MAX_SCHEDULE_CHARS = 100
-MIN_INTERVAL_S = 60
+MIN_INTERVAL_S = 30
 MAX_INTERVAL_S = 366 * 86400
 # A value echoed in a message is cut to this many characters.
 MAX_ECHO_CHARS = 60
@@ -72,6 +73,9 @@ class Schedule:
 
     text: str
     interval_s: int | None
+    # Most a run is started after its due time, spread per feed so daemons agree;
+    # None: up to 10% of the interval, 0: no jitter.
+    jitter_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -334,7 +338,7 @@ def parse_schedule(text: str) -> Schedule:
     if match := EVERY_PATTERN.match(stripped):
         seconds = int(match.group(1)) * UNIT_SECONDS[match.group(2)]
         if not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
-            raise ValueError("an interval must lie between 1 minute and 366 days")
+            raise ValueError("an interval must lie between 30 seconds and 366 days")
         return Schedule(stripped, seconds)
     fields = stripped.split()
     if len(fields) != 5:
@@ -512,8 +516,16 @@ def _read_case_feed(r: TableReader, jid: str, jname: str, fid: str) -> FeedConfi
 
 def _read_schedule(r: TableReader) -> Schedule:
     text = r.get_str("schedule", "every 6h", max_chars=MAX_SCHEDULE_CHARS)
+    jitter_text = r.get_str("jitter", "", max_chars=MAX_SCHEDULE_CHARS).strip()
+    jitter_s: int | None = None
+    if jitter_text:
+        if match := JITTER_PATTERN.match(jitter_text):
+            jitter_s = int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+        else:
+            r.problem("jitter", f"'{echo(jitter_text)}' is not a duration; use a count and a "
+                                "unit like '0s', '90s', '5m' or '1h'")
     try:
-        return parse_schedule(text)
+        return replace(parse_schedule(text), jitter_s=jitter_s)
     except ValueError as exc:
         r.problem("schedule", f"'{echo(text)}': {exc}")
         return Schedule(text, None)

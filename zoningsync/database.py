@@ -9,7 +9,6 @@ schema is current and says to run `zoningsync migrate` when it is not.
 from __future__ import annotations
 
 from zoningsync.migrate import apply_migrations, require_current_schema
-from zoningsync.pgcluster import EmbeddedCluster
 from zoningsync.settings import Settings
 from zoningsync.store.connect import connection
 
@@ -17,6 +16,10 @@ from zoningsync.store.connect import connection
 async def database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
+    # Only an embedded database needs the cluster code: off the path of `run` and `sync`
+    # against a configured server.
+    from zoningsync.pgcluster import EmbeddedCluster
+
     cluster = EmbeddedCluster(settings.state_dir, cluster_user=settings.cluster_user)
     return await cluster.start()
 

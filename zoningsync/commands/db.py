@@ -7,13 +7,16 @@ stdout carries only each command's answer (the URL, the status), so that
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 import structlog
 
-from zoningsync.pgcluster import ClusterStatus, EmbeddedCluster
 from zoningsync.settings import Settings
+
+if TYPE_CHECKING:  # the cluster code loads only when a `db` command runs, not with the CLI
+    from zoningsync.pgcluster import ClusterStatus, EmbeddedCluster
 
 NOT_RUNNING_EXIT = 3
 
@@ -22,6 +25,8 @@ pass_settings = click.make_pass_decorator(Settings)
 
 
 def cluster_of(settings: Settings) -> EmbeddedCluster:
+    from zoningsync.pgcluster import EmbeddedCluster
+
     return EmbeddedCluster(settings.state_dir, cluster_user=settings.cluster_user)
 
 

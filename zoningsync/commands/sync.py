@@ -119,6 +119,42 @@ async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: b
     return results
 
 
+NOW_WAIT_S = 10.0
+NOW_POLL_S = 0.2
+
+
+async def ask_daemons(settings: Settings, feeds: Sequence[FeedConfig]) -> dict[str, int]:
+    """Ask running daemons to run these feeds now; the run id of each one a daemon started.
+
+    The request is a row (`run_now_requested_at`) and a NOTIFY on
+    `zoningsync_control`; a feed no daemon starts within NOW_WAIT_S has its request
+    withdrawn, so the caller can run it in the foreground instead.
+    """
+    import asyncio
+
+    from zoningsync.database import ready_database
+    from zoningsync.store import schedules
+    from zoningsync.store.connect import connection
+
+    url = await ready_database(settings)
+    ids = [f.full_id for f in feeds]
+    async with connection(url) as conn:
+        before = {i: await schedules.newest_run(conn, i) for i in ids}
+        requested = await schedules.request_run_now(conn, ids)
+        started: dict[str, int] = {}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + NOW_WAIT_S
+        while requested.keys() - started.keys() and loop.time() < deadline:
+            await asyncio.sleep(NOW_POLL_S)
+            for feed_id, at in requested.items():
+                claimed_at, run_id, resumed = await schedules.newest_run(conn, feed_id)
+                began = (run_id, resumed) != before[feed_id][1:]
+                if claimed_at is not None and claimed_at >= at and began and run_id:
+                    started[feed_id] = run_id
+        await schedules.cancel_run_now(conn, [i for i in requested if i not in started])
+    return started
+
+
 @click.command()
 @click.argument("target")
 @click.option("--sources", "sources_dir", envvar="ZONINGSYNC_SOURCES", show_envvar=True,
@@ -129,14 +165,19 @@ async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: b
 @click.option("--allow-mass-retire", is_flag=True,
               help="Let this run retire more of a feed than its max_retire_fraction (a run "
                    "that would is otherwise held, writing nothing).")
+@click.option("--now", "via_daemon", is_flag=True,
+              help="Ask the running daemons to sync it now and print the run id; run it "
+                   "here if no daemon starts it within 10 s.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summaries as JSON.")
 @click.pass_context
 def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
-         allow_mass_retire: bool, as_json: bool) -> None:
-    """Sync JURISDICTION or JURISDICTION/FEED now, in the foreground.
+         allow_mass_retire: bool, via_daemon: bool, as_json: bool) -> None:
+    """Sync JURISDICTION or JURISDICTION/FEED now, in the foreground (or, with --now,
+    on a running daemon).
 
-    Exit 0 when every feed succeeded, 75 when every other one was busy in
-    another process, else 1 (a failed or held run) or 2 (configuration).
+    Exit 0 when every feed succeeded (or a daemon started it), 75 when every
+    other one was busy in another process, else 1 (a failed or held run) or 2
+    (configuration).
     """
     from zoningsync.commands.context import emit_json, run_async, settings_of
 
@@ -145,11 +186,20 @@ def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
     feeds = select_feeds(sources, target)
     for error in sources.errors:
         log.warning("source file skipped", file=str(error.file), error=redact(error.summary))
+    started: dict[str, int] = {}
+    if via_daemon and not full and not allow_mass_retire:
+        started = run_async(ask_daemons(settings, feeds))
+        feeds = [f for f in feeds if f.full_id not in started]
     results = run_async(sync_feeds(settings, feeds, full=full,
-                                   allow_mass_retire=allow_mass_retire))
+                                   allow_mass_retire=allow_mass_retire)) if feeds else []
     if as_json:
-        emit_json(results)
+        emit_json([{"feed": feed_id, "id": run_id, "status": "started", "on": "daemon"}
+                   for feed_id, run_id in started.items()] + results)
+    elif started and not results:
+        click.echo("\n".join(str(run_id) for run_id in started.values()))
     else:
+        for feed_id, run_id in started.items():
+            click.echo(f"{feed_id}: run {run_id} started on a daemon", err=True)
         print_table(results, SUMMARY_COLUMNS, "zoningsync run summary")
         for summary in results:
             if summary.get("error"):

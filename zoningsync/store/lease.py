@@ -3,8 +3,9 @@
 The lease is a session advisory lock held on a connection of its own for the
 whole run. PostgreSQL drops it the moment that connection dies, so a rerun right
 after `kill -9` proceeds at once: no lease row to expire, no timeout to wait.
-The lease connection carries the holder's host and pid as its application_name,
-so a process refused the lease can say who holds it.
+The lease connection carries `zoningsync <node>` as its application_name (the
+node is the host and pid, or the daemon's ZONINGSYNC_NODE), so a process
+refused the lease can say who holds it and `status` can say where a feed runs.
 """
 
 from __future__ import annotations
@@ -27,10 +28,33 @@ LEASE_NAMESPACE = 0x7A73  # first advisory-lock key: "zs"
 APPLICATION_NAME_BYTES = 63
 
 
+APPLICATION_PREFIX = "zoningsync "
+_node: str | None = None
+
+
+def default_node() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def use_node_name(name: str) -> str:
+    """Name this process in leases and claims (the daemon's node); returns the name kept.
+
+    The name is cut so that `zoningsync <node>` fits an application_name.
+    """
+    global _node
+    room = APPLICATION_NAME_BYTES - len(APPLICATION_PREFIX)
+    _node = name.encode()[:room].decode(errors="ignore")
+    return _node
+
+
+def node_name() -> str:
+    """This process's node: the name given to `use_node_name`, else `<host>:<pid>`."""
+    return _node if _node is not None else use_node_name(default_node())
+
+
 def holder_name() -> str:
-    """`zoningsync <host>:<pid>`: who this process is, as other processes will see it."""
-    name = f"zoningsync {socket.gethostname()}:{os.getpid()}"
-    return name.encode()[:APPLICATION_NAME_BYTES].decode(errors="ignore")
+    """`zoningsync <node>`: who this process is, as other processes will see it."""
+    return APPLICATION_PREFIX + node_name()
 
 
 @asynccontextmanager

@@ -1,0 +1,1 @@
+"""The daemon: `zoningsync run`'s lifecycle, scheduler, systemd notifications and side tasks."""
