@@ -110,7 +110,8 @@ class LoopLagProbe:
     samples: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES_KEPT))
     _task: asyncio.Task[None] | None = None
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Sample until cancelled (a supervised task of the daemon, or `start()`'s)."""
         while True:
             start = time.perf_counter()
             await asyncio.sleep(self.interval_s)
@@ -133,7 +134,7 @@ class LoopLagProbe:
         return max(self.samples[i] for i in range(-min(count, len(self.samples)), 0))
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-probe")
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="loop-lag-probe")
 
     async def stop(self) -> None:
         if self._task is not None:

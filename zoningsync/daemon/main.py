@@ -14,12 +14,13 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import structlog
 
 from zoningsync.config import Jurisdiction, SourceSet, load_sources
 from zoningsync.daemon.control import listen_for_control
-from zoningsync.daemon.health import Health
 from zoningsync.daemon.lifecycle import Lifecycle, abort
 from zoningsync.daemon.notify import Notifier, ping_watchdog, watchdog_interval_s
 from zoningsync.daemon.scheduler import Scheduler
@@ -27,6 +28,8 @@ from zoningsync.daemon.supervisor import Supervisor
 from zoningsync.database import ready_database
 from zoningsync.errors import ZoningsyncError, describe_failure
 from zoningsync.http import Fetcher
+from zoningsync.metrics import database_health
+from zoningsync.observability import LoopLagProbe
 from zoningsync.redact import redact
 from zoningsync.settings import Settings
 from zoningsync.store.connect import create_pool
@@ -81,10 +84,10 @@ async def run_daemon(settings: Settings, options: DaemonOptions) -> int:
                                       lifecycle=lifecycle)
                 await scheduler.use_sources(sources.jurisdictions)
                 jurisdictions = sources.jurisdictions
-                health = Health(pool)
+                probe = LoopLagProbe()
                 supervisor = Supervisor(lifecycle)
                 with lifecycle.signals(asyncio.get_running_loop()):
-                    await _start_side_tasks(supervisor, scheduler, health, notifier, url,
+                    await _start_side_tasks(supervisor, scheduler, probe, pool, notifier, url,
                                             options)
                     log.info("daemon ready", node=node, feeds=len(scheduler.feeds),
                              max_concurrent=options.max_concurrent)
@@ -102,12 +105,13 @@ async def run_daemon(settings: Settings, options: DaemonOptions) -> int:
         await pool.close()
 
 
-async def _start_side_tasks(supervisor: Supervisor, scheduler: Scheduler, health: Health,
-                            notifier: Notifier, url: str, options: DaemonOptions) -> None:
+async def _start_side_tasks(supervisor: Supervisor, scheduler: Scheduler,
+                            probe: LoopLagProbe, pool: asyncpg.Pool[Any], notifier: Notifier,
+                            url: str, options: DaemonOptions) -> None:
     """Every side task, named; the metrics server is listening before this returns."""
     supervisor.start("scheduler", scheduler.run())
     supervisor.start("control-listener", listen_for_control(url, scheduler.wake))
-    supervisor.start("loop-lag-probe", health.probe_loop_lag())
+    supervisor.start("loop-lag-probe", probe.run())
     if (interval := watchdog_interval_s()) is not None:
         supervisor.start("watchdog", ping_watchdog(notifier, interval))
     if options.metrics is not None:
@@ -115,7 +119,8 @@ async def _start_side_tasks(supervisor: Supervisor, scheduler: Scheduler, health
 
         listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         task = supervisor.start("metrics-server",
-                                serve_metrics(*options.metrics, health.check, listening))
+                                serve_metrics(*options.metrics, database_health(pool, probe),
+                                              listening))
         await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             await supervisor.stop_all()
