@@ -124,3 +124,30 @@ async def test_writer_role_can_stage_merge_and_record_cases(db: asyncpg.Connecti
     await clear_case_staging(db, run_id)
     assert counts.inserted == 1
     assert await db.fetch("SELECT * FROM zoningsync.rezoning_cases") != []
+
+
+async def test_reader_role_sees_none_of_the_audit_log(db: asyncpg.Connection) -> None:
+    await db.execute("SET ROLE zoningsync_reader")
+    for table in ("admin_actions", "checkpoint_history"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await db.fetch(f"SELECT * FROM zoningsync.{table} LIMIT 1")
+
+
+async def test_writer_role_records_admin_actions_but_cannot_delete_or_change_them(
+        db: asyncpg.Connection) -> None:
+    from zoningsync.store.audit import record_action
+
+    await db.execute("SET ROLE zoningsync_writer")
+    await record_action(db, "pause", "j/p", reason="test", outcome="done", detail="paused j/p")
+    assert await db.fetchval("SELECT count(*) FROM zoningsync.admin_actions") == 1
+    for statement in ("DELETE FROM zoningsync.admin_actions",
+                      "UPDATE zoningsync.admin_actions SET outcome = 'refused'",
+                      "TRUNCATE zoningsync.admin_actions"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await db.execute(statement)
+
+
+async def test_admin_role_cannot_delete_admin_actions_either(db: asyncpg.Connection) -> None:
+    await db.execute("SET ROLE zoningsync_admin")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await db.execute("DELETE FROM zoningsync.admin_actions")

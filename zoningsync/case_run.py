@@ -102,13 +102,14 @@ class CaseRun(FeedRun[CaseCursor]):
                                  StoredDocuments(conn, self.feed.full_id))
         found: dict[str, CaseRecord] = {}
         self.reporter.phase("fetch", None)
-        async for document in producer.documents(since=cursor.since):
+        async for document in self.until_paused(producer.documents(since=cursor.since)):
             await self._remember(conn, run_id, document, cursor)
             if document.stage:
                 for case in document.cases:
                     earlier = found.get(case.case_number)
                     found[case.case_number] = case if earlier is None else combine(earlier, case)
             self.reporter.advance(1, len(document.cases))
+        self.pause_point()  # a resumed case run reads again (its documents answer 304)
         await case_store.stage_cases(conn, run_id, list(found.values()))
         cursor.complete = producer.complete
         await runs.save_cursor(conn, run_id, cursor.to_json())

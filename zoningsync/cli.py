@@ -13,13 +13,16 @@ import sys
 import click
 
 from zoningsync import __version__
+from zoningsync.commands.admin import audit, pause, resume
 from zoningsync.commands.context import emit_json, run_async, settings_of
 from zoningsync.commands.db import db
 from zoningsync.commands.demo import demo
+from zoningsync.commands.quarantine import quarantine
+from zoningsync.commands.rollback import rollback
 from zoningsync.commands.run import run
 from zoningsync.commands.sources import sources
 from zoningsync.commands.status import status
-from zoningsync.commands.sync import quarantine, runs, sync
+from zoningsync.commands.sync import runs, sync
 from zoningsync.errors import ZoningsyncError
 from zoningsync.gc_policy import tune_for_bulk_parsing
 from zoningsync.observability import configure_logging
@@ -59,6 +62,10 @@ cli.add_command(quarantine)
 cli.add_command(sources)
 cli.add_command(run)
 cli.add_command(status)
+cli.add_command(pause)
+cli.add_command(resume)
+cli.add_command(rollback)
+cli.add_command(audit)
 
 
 @cli.command()

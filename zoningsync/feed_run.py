@@ -15,8 +15,10 @@ this lifecycle: each implements the abstract steps below.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -32,8 +34,15 @@ from zoningsync.run_metrics import RunObserver
 from zoningsync.sql import queries
 from zoningsync.store import runs, staging
 from zoningsync.store.connect import Conn
-from zoningsync.store.feeds import pause_state, register_feed
+from zoningsync.store.feeds import (
+    clear_reread,
+    pause_state,
+    paused_since,
+    register_feed,
+    reread_requested,
+)
 from zoningsync.store.lease import feed_lease
+from zoningsync.store.pause_watch import PauseWatch
 
 SQL = queries("store.sql")
 log = structlog.get_logger(__name__)
@@ -55,6 +64,15 @@ class Cursor(Protocol):
 
 
 CursorT = TypeVar("CursorT", bound=Cursor)
+ItemT = TypeVar("ItemT")
+
+
+class RunPaused(Exception):
+    """An operator paused the feed during the run: it stops at a boundary, resumable."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class FeedRun(ABC, Generic[CursorT]):
@@ -74,6 +92,7 @@ class FeedRun(ABC, Generic[CursorT]):
         self.fingerprint = plan_fingerprint(feed)
         self.phase = "plan"  # plan, fetch or merge: where this attempt is
         self.settings_changed = False  # an interrupted run was dropped for it
+        self.pause_watch: PauseWatch | None = None
 
     # -- the steps a kind of feed supplies ------------------------------------------
 
@@ -107,53 +126,106 @@ class FeedRun(ABC, Generic[CursorT]):
     async def _abandon(self) -> None:
         """Stop background work the steps started, when the run ends early."""
 
+    # -- pause boundaries -------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """An operator paused the feed since the run started: stop at the next boundary."""
+        return self.pause_watch is not None and self.pause_watch.paused
+
+    def pause_point(self) -> None:
+        """A boundary: raise RunPaused if the feed was paused (the run ends resumable)."""
+        if self.pause_watch is not None and self.pause_watch.paused:
+            raise RunPaused(self.pause_watch.reason or "no reason given")
+
+    async def until_paused(self, items: AsyncIterator[ItemT]) -> AsyncIterator[ItemT]:
+        """`items` until the feed is paused; the source is closed then, asking for no more."""
+        async with contextlib.aclosing(items):  # type: ignore[type-var]
+            while not self.paused:
+                try:
+                    item = await anext(items)
+                except StopAsyncIteration:
+                    return
+                yield item
+
     # -- the lifecycle ----------------------------------------------------------------
 
-    async def run(self, *, force_full: bool, allow_mass_retire: bool = False
-                  ) -> dict[str, Any]:
+    async def run(self, *, force_full: bool, allow_mass_retire: bool = False,
+                  ignore_pause: bool = False) -> dict[str, Any]:
         """The run, start to end; whatever goes wrong after its row exists ends in that row.
 
         Any exception but a cancel marks the run failed with a one-line, redacted
-        reason and raises RunFailed; a cancel marks it cancelled (resumable).
+        reason and raises RunFailed; a cancel marks it cancelled (resumable), and
+        so does a pause during the run, which returns the run's row. A paused
+        feed is refused unless `ignore_pause` (`sync --force`), which still stops
+        at a pause made after the run started.
         """
         async with (feed_lease(self.db_url, self.feed.full_id) as lease,
                     self.pool.acquire() as conn):
             await register_feed(conn, self.feed)
             paused, reason = await pause_state(conn, self.feed.full_id)
-            if paused:
+            if paused and not ignore_pause:
                 raise FeedPaused(
                     f"feed {self.feed.full_id} is paused ({reason or 'no reason given'}); "
-                    f"run `zoningsync resume {self.feed.full_id}` to sync it again")
-            stale = await runs.abandon_stale_runs(conn, lease_pid=lease.get_server_pid())
-            if stale:
-                log.warning("closed runs left unfinished too long; their staging is dropped",
-                            runs=stale, older_than=str(runs.STALE_AFTER))
-            run_id, cursor = await self._open_run(conn, force_full=force_full)
-            observer = await RunObserver.start(conn, self.feed, run_id)
-            log.info("run started", feed=self.feed.full_id, run=run_id, phase=self.phase)
+                    f"run `zoningsync resume {self.feed.full_id}` to sync it again, or "
+                    "`zoningsync sync --force` to sync it once anyway")
+            self.pause_watch = PauseWatch(
+                lease, self.feed.full_id,
+                ignore_paused_at=await paused_since(conn, self.feed.full_id) if paused else None)
+            await self.pause_watch.start()
             try:
-                await self._prepare(conn)
-                if cursor is None:
-                    cursor = await self._plan(conn, run_id, force_full=force_full)
-                if self.phase == "fetch":
-                    await self._fetch(conn, run_id, cursor)
-                held = await self._merge(conn, run_id, cursor,
-                                         allow_mass_retire=allow_mass_retire)
-                await self._settle()
-                if held is None:
-                    await self._finish(conn, run_id, cursor)
-                else:
-                    await self._hold(conn, run_id, held)
-            except asyncio.CancelledError:
-                await asyncio.shield(self._stop(conn, run_id, "cancelled", "cancelled; " +
-                                                self._next_sync()))
-                raise
-            except Exception as exc:
-                raise await self._failed(conn, run_id, exc) from exc
+                return await self._run_row(conn, lease, force_full=force_full,
+                                           allow_mass_retire=allow_mass_retire)
             finally:
-                await self._abandon()
-                await observer.end(conn)
-            return await runs.get_run(conn, run_id)
+                await self.pause_watch.stop()
+
+    async def _run_row(self, conn: Conn, lease: asyncpg.Connection[Any], *, force_full: bool,
+                       allow_mass_retire: bool) -> dict[str, Any]:
+        """The run after its lease and pause checks: its row, whatever happens to it.
+
+        A `quarantine retry` request makes the run a full read, so every
+        quarantined record is fetched again; the request is cleared once planned.
+        """
+        reread = await reread_requested(conn, self.feed.full_id)
+        force_full = force_full or reread is not None
+        stale = await runs.abandon_stale_runs(conn, lease_pid=lease.get_server_pid())
+        if stale:
+            log.warning("closed runs left unfinished too long; their staging is dropped",
+                        runs=stale, older_than=str(runs.STALE_AFTER))
+        run_id, cursor = await self._open_run(conn, force_full=force_full)
+        observer = await RunObserver.start(conn, self.feed, run_id)
+        log.info("run started", feed=self.feed.full_id, run=run_id, phase=self.phase)
+        try:
+            await self._prepare(conn)
+            if cursor is None:
+                cursor = await self._plan(conn, run_id, force_full=force_full)
+                if reread is not None:
+                    await clear_reread(conn, self.feed.full_id, reread)
+            if self.phase == "fetch":
+                await self._fetch(conn, run_id, cursor)
+            held = await self._merge(conn, run_id, cursor,
+                                     allow_mass_retire=allow_mass_retire)
+            await self._settle()
+            if held is None:
+                await self._finish(conn, run_id, cursor)
+            else:
+                await self._hold(conn, run_id, held)
+        except RunPaused as pause:
+            await self._stop(conn, run_id, "cancelled",
+                             f"paused: {pause.reason}; after `zoningsync resume "
+                             f"{self.feed.full_id}`, {self._next_sync()}")
+            log.info("run stopped: its feed was paused", feed=self.feed.full_id,
+                     run=run_id, reason=pause.reason)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._stop(conn, run_id, "cancelled", "cancelled; " +
+                                            self._next_sync()))
+            raise
+        except Exception as exc:
+            raise await self._failed(conn, run_id, exc) from exc
+        finally:
+            await self._abandon()
+            await observer.end(conn)
+        return await runs.get_run(conn, run_id)
 
     def _next_sync(self) -> str:
         return ("the next sync starts a new run" if self.phase == "plan"

@@ -385,7 +385,7 @@ class ArcgisRun(FeedRun[RunCursor]):
         prepare = functools.partial(prepare_fetched, h3_resolution=self.feed.h3_resolution)
 
         async def produce() -> None:
-            async for page in pages:
+            async for page in self.until_paused(pages):
                 await queue.put(page)
             for _ in range(PREPARE_WORKERS):
                 await queue.put(None)
@@ -417,6 +417,7 @@ class ArcgisRun(FeedRun[RunCursor]):
                 for index in range(PREPARE_WORKERS):
                     group.create_task(consume(), name=f"stage-pages-{index}")
             staged.put_nowait(None)
+        self.pause_point()  # the pages fetched before a pause are staged: stop now
 
     async def _reconcile(self, conn: Conn, run_id: int, plan: FetchPlan, *,
                          premerge: bool) -> None:
@@ -442,10 +443,11 @@ class ArcgisRun(FeedRun[RunCursor]):
         """The layer's whole key set, for the deletion diff of an incremental run."""
         await conn.execute(SQL["clear_staged_keys"], run_id)
         self.reporter.phase("keys", None)
-        async for keys in self.producer.keys(self.feed.where):
+        async for keys in self.until_paused(self.producer.keys(self.feed.where)):
             present = [k for k in keys if k is not None]
             await staging.stage_keys(conn, run_id, present)
             self.reporter.advance(1, len(keys))
+        self.pause_point()
 
     # -- merge and finish --------------------------------------------------------
 
@@ -481,12 +483,15 @@ class ArcgisRun(FeedRun[RunCursor]):
             # Batches hold disjoint chunks, so two transactions never touch one row.
             async with self.pool.acquire() as worker_conn:
                 for batch in pending:
+                    if self.paused:  # a chunk boundary: the batches merged stay merged
+                        break
                     await merge.merge_batch(worker_conn, run_id, self.feed, batch)
                     self.reporter.advance(len(batch), sum(s.row_count for s in batch))
 
         async with task_group() as group:
             for index in range(MERGE_WORKERS):
                 group.create_task(merge_worker(), name=f"merge-{index}")
+        self.pause_point()
         return None
 
     async def _guard_retirements(self, conn: Conn, run_id: int, cursor: RunCursor, *,
@@ -548,12 +553,14 @@ class ArcgisRun(FeedRun[RunCursor]):
 
 async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
                     fetcher: Fetcher, executor: Executor, reporter: Reporter,
-                    force_full: bool = False, allow_mass_retire: bool = False
-                    ) -> dict[str, Any]:
+                    force_full: bool = False, allow_mass_retire: bool = False,
+                    ignore_pause: bool = False) -> dict[str, Any]:
     """Run one feed to completion and return its `runs` row as a dict.
 
-    A run held by the retirement guard returns its row (status `held`); a run
-    that fails raises RunFailed, its row marked failed.
+    A run held by the retirement guard returns its row (status `held`), and so
+    does a run stopped by a pause (status `cancelled`); a run that fails raises
+    RunFailed, its row marked failed. A paused feed raises FeedPaused unless
+    `ignore_pause`.
     """
     from zoningsync.case_run import CaseRun
 
@@ -561,6 +568,7 @@ async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
     run = kind(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher, executor=executor,
                reporter=reporter)
     try:
-        return await run.run(force_full=force_full, allow_mass_retire=allow_mass_retire)
+        return await run.run(force_full=force_full, allow_mass_retire=allow_mass_retire,
+                             ignore_pause=ignore_pause)
     finally:
         reporter.close()

@@ -1,4 +1,4 @@
-"""`zoningsync sync`, `runs` and `quarantine`: run feeds now and look at what runs did."""
+"""`zoningsync sync` and `runs`: run feeds now and look at what runs did."""
 
 from __future__ import annotations
 
@@ -75,13 +75,13 @@ def exit_code_of(results: Sequence[dict[str, Any]]) -> int:
 
 
 async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: bool,
-                     interactive: bool | None = None, allow_mass_retire: bool = False
-                     ) -> list[dict[str, Any]]:
+                     interactive: bool | None = None, allow_mass_retire: bool = False,
+                     force: bool = False) -> list[dict[str, Any]]:
     """Sync feeds one after another; no failure of one feed stops the others.
 
     Each feed's summary is its `runs` row, or `feed_failure`'s when the sync
     raised. `allow_mass_retire` lets runs through that the retirement guard
-    would hold.
+    would hold; `force` syncs paused feeds too.
     """
     from zoningsync.database import ready_database
     from zoningsync.http import Fetcher
@@ -106,6 +106,7 @@ async def sync_feeds(settings: Settings, feeds: Sequence[FeedConfig], *, full: b
                             executor=executor,
                             reporter=reporter_for(feed.full_id, interactive=interactive),
                             force_full=full, allow_mass_retire=allow_mass_retire,
+                            ignore_pause=force,
                         )
                     except Exception as exc:
                         summary = feed_failure(feed, exc)
@@ -168,10 +169,13 @@ async def ask_daemons(settings: Settings, feeds: Sequence[FeedConfig]) -> dict[s
 @click.option("--now", "via_daemon", is_flag=True,
               help="Ask the running daemons to sync it now and print the run id; run it "
                    "here if no daemon starts it within 10 s.")
+@click.option("--force", is_flag=True,
+              help="Sync a paused feed anyway, once (it stays paused; a new pause still "
+                   "stops the run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summaries as JSON.")
 @click.pass_context
 def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
-         allow_mass_retire: bool, via_daemon: bool, as_json: bool) -> None:
+         allow_mass_retire: bool, via_daemon: bool, force: bool, as_json: bool) -> None:
     """Sync JURISDICTION or JURISDICTION/FEED now, in the foreground (or, with --now,
     on a running daemon).
 
@@ -191,7 +195,8 @@ def sync(ctx: click.Context, target: str, sources_dir: Path | None, full: bool,
         started = run_async(ask_daemons(settings, feeds))
         feeds = [f for f in feeds if f.full_id not in started]
     results = run_async(sync_feeds(settings, feeds, full=full,
-                                   allow_mass_retire=allow_mass_retire)) if feeds else []
+                                   allow_mass_retire=allow_mass_retire,
+                                   force=force)) if feeds else []
     if as_json:
         emit_json([{"feed": feed_id, "id": run_id, "status": "started", "on": "daemon"}
                    for feed_id, run_id in started.items()] + results)
@@ -232,37 +237,3 @@ def runs(ctx: click.Context, feed_id: str | None, limit: int, as_json: bool) -> 
         emit_json(found)
     else:
         print_table(found, ("started_at", *SUMMARY_COLUMNS, "error"), "zoningsync runs")
-
-
-@click.group()
-def quarantine() -> None:
-    """Records that runs rejected, with the reason."""
-
-
-@quarantine.command("list")
-@click.option("--feed", "feed_id", help="Only this feed (jurisdiction/feed).")
-@click.option("--all", "all_runs", is_flag=True, help="Every run, not only each feed's latest.")
-@click.option("--limit", default=1000, type=click.IntRange(1, MAX_LIST_ROWS),
-              help="At most this many rows.")
-@click.option("--json", "as_json", is_flag=True, help="Answer as JSON (raw records included).")
-@click.pass_context
-def quarantine_list(ctx: click.Context, feed_id: str | None, all_runs: bool, limit: int,
-                    as_json: bool) -> None:
-    """List quarantined records of each feed's latest run (or of all runs)."""
-    from zoningsync.commands.context import emit_json, run_async, settings_of
-    from zoningsync.database import ready_database
-    from zoningsync.store.connect import connection
-    from zoningsync.store.runs import list_quarantine
-
-    async def go() -> list[dict[str, Any]]:
-        url = await ready_database(settings_of(ctx))
-        async with connection(url) as conn:
-            return await list_quarantine(conn, feed_id, all_runs=all_runs, limit=limit)
-
-    found = run_async(go())
-    if as_json:
-        emit_json(found)
-    else:
-        print_table(found, ("feed", "run_id", "source_key", "source_oid", "reason", "detail"),
-                    "zoningsync quarantine")
-

@@ -159,16 +159,14 @@ class Scheduler:
 
     async def _run(self, feed: FeedConfig, claim: schedules.Claim) -> None:
         """One run of a claimed feed; its outcome decides when it is next due."""
-        metrics.runs_in_progress.inc()
         outcome = "failed"
         try:
             summary = await sync_feed(
                 db_url=self.db_url, pool=self.pool, feed=feed, fetcher=self.fetcher,
                 executor=self.executor, reporter=reporter_for(feed.full_id, interactive=False))
-            outcome = "succeeded" if summary.get("status") == "succeeded" else "held"
-            if outcome == "succeeded":
-                metrics.feed_last_success_timestamp_seconds.labels(feed.full_id).set(
-                    now_utc().timestamp())
+            # A run stopped by a pause returns its row `cancelled`: not a failure.
+            outcome = {"succeeded": "succeeded", "cancelled": "paused"}.get(
+                str(summary.get("status")), "held")
         except FeedBusy:
             outcome = "busy"
             log.info("feed busy in another process; asking again soon", feed=feed.full_id)
@@ -181,7 +179,6 @@ class Scheduler:
             # The run recorded and logged its own failure; the schedule backs off.
             log.debug("run ended in failure", feed=feed.full_id, error=describe_failure(exc))
         finally:
-            metrics.runs_in_progress.dec()
             await asyncio.shield(self._release(feed, claim, outcome))
             self.running.pop(feed.full_id, None)
             self.wake.set()

@@ -77,14 +77,14 @@ RETURNING id;
 SELECT id, mode, high_water_mark, layer_count, oid_set_hash, fingerprint, finished_at,
        started_at
 FROM zoningsync.runs
-WHERE feed = $1 AND status = 'succeeded'
+WHERE feed = $1 AND status = 'succeeded' AND mode IS DISTINCT FROM 'rollback'
 ORDER BY id DESC
 LIMIT 1;
 
 -- name: runs_since_full
 SELECT count(*)
 FROM zoningsync.runs
-WHERE feed = $1 AND status = 'succeeded'
+WHERE feed = $1 AND status = 'succeeded' AND mode IS DISTINCT FROM 'rollback'
   AND id > coalesce((SELECT max(id) FROM zoningsync.runs
                      WHERE feed = $1 AND status = 'succeeded' AND mode = 'full'), 0);
 
@@ -350,7 +350,13 @@ WITH saved AS (
 SELECT count(*) FROM saved;
 
 -- name: drop_feed_checkpoints
-DELETE FROM zoningsync.chunk_checkpoints WHERE feed = $1;
+-- $1 the first load replacing them (a feed without features has none, usually).
+WITH gone AS (
+    DELETE FROM zoningsync.chunk_checkpoints WHERE feed = $2 RETURNING *
+)
+INSERT INTO zoningsync.checkpoint_history
+    (run_id, feed, chunk, hash, row_count, prior_run_id, updated_at)
+SELECT $1, feed, chunk, hash, row_count, run_id, updated_at FROM gone WHERE run_id <> $1;
 
 -- name: chunk_states
 WITH content AS (
@@ -457,16 +463,26 @@ WITH gone AS (
 ), history AS (
     INSERT INTO zoningsync.feature_history
         (run_id, op, feed, source_key, new_row_hash, parcel_id, zoning_code, zoning_desc,
-         attrs, geom, h3, row_hash, source_edited_at, first_run, last_run, updated_at, address)
+         attrs, geom, h3, row_hash, source_edited_at, first_run, last_run, updated_at, address,
+         feature_id, created_at)
     SELECT $1, 'retire', $2, g.source_key, NULL, g.parcel_id, g.zoning_code, g.zoning_desc,
            g.attrs, g.geom, g.h3, g.row_hash, g.source_edited_at, g.first_run, g.last_run,
-           g.updated_at, g.address
+           g.updated_at, g.address, g.id, g.created_at
     FROM gone g
     RETURNING 1
 )
 SELECT count(*) FROM history;
 
 -- name: save_checkpoints
+-- The checkpoints a run replaces go to checkpoint_history first (the same
+-- snapshot), once per run and chunk, so a rollback can put them back.
+WITH replaced AS (
+    INSERT INTO zoningsync.checkpoint_history
+        (run_id, feed, chunk, hash, row_count, prior_run_id, updated_at)
+    SELECT $1, cp.feed, cp.chunk, cp.hash, cp.row_count, cp.run_id, cp.updated_at
+    FROM zoningsync.chunk_checkpoints cp
+    WHERE cp.feed = $2 AND cp.chunk = ANY($3::text[]) AND cp.run_id <> $1
+)
 INSERT INTO zoningsync.chunk_checkpoints AS cp (feed, chunk, hash, row_count, run_id)
 SELECT $2, c.chunk, c.hash, c.row_count, $1
 FROM unnest($3::text[], $4::bytea[], $5::integer[]) AS c(chunk, hash, row_count)
@@ -475,7 +491,14 @@ SET hash = EXCLUDED.hash, row_count = EXCLUDED.row_count, run_id = EXCLUDED.run_
     updated_at = now();
 
 -- name: drop_checkpoints
-DELETE FROM zoningsync.chunk_checkpoints WHERE feed = $1 AND chunk = ANY($2::text[]);
+-- $1 the run emptying the chunks: what it drops goes to checkpoint_history.
+WITH gone AS (
+    DELETE FROM zoningsync.chunk_checkpoints WHERE feed = $2 AND chunk = ANY($3::text[])
+    RETURNING *
+)
+INSERT INTO zoningsync.checkpoint_history
+    (run_id, feed, chunk, hash, row_count, prior_run_id, updated_at)
+SELECT $1, feed, chunk, hash, row_count, run_id, updated_at FROM gone WHERE run_id <> $1;
 
 -- name: add_merge_stats
 UPDATE zoningsync.runs
@@ -534,15 +557,18 @@ ORDER BY id DESC
 LIMIT $2;
 
 -- name: list_quarantine
--- Without $2 (--all): each feed's latest finished run, and the documents still
+-- Without $2 (--all): records nobody resolved, of each feed's latest finished
+-- run (a rollback reads nothing: the run before it), and the documents still
 -- quarantined, whichever run quarantined their unchanged content.
 SELECT q.id, q.feed, q.run_id, q.source_key, q.source_oid, q.reason, q.detail, q.raw,
-       q.created_at
+       q.created_at, q.resolved_by
 FROM zoningsync.quarantine q
 WHERE ($1::text IS NULL OR q.feed = $1)
-  AND ($2::boolean OR q.run_id = (SELECT max(r.id) FROM zoningsync.runs r
-                                  WHERE r.feed = q.feed AND r.status <> 'running')
-       OR EXISTS (SELECT 1 FROM zoningsync.documents d WHERE d.quarantine_id = q.id))
+  AND ($2::boolean OR q.resolved_by IS NULL AND (
+       q.run_id = (SELECT max(r.id) FROM zoningsync.runs r
+                   WHERE r.feed = q.feed AND r.status <> 'running'
+                     AND r.mode IS DISTINCT FROM 'rollback')
+       OR EXISTS (SELECT 1 FROM zoningsync.documents d WHERE d.quarantine_id = q.id)))
 ORDER BY q.id
 LIMIT $3;
 

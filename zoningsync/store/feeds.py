@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from datetime import datetime
 from typing import Any
 
 from zoningsync.config import FeedConfig
@@ -10,6 +11,7 @@ from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
 
 SQL = queries("store.sql")
+ADMIN_SQL = queries("admin.sql")
 
 
 def _config_snapshot(feed: FeedConfig) -> dict[str, Any]:
@@ -33,3 +35,20 @@ async def pause_state(conn: Conn, feed_id: str) -> tuple[bool, str | None]:
     if row is None:
         return False, None
     return bool(row["paused"]), row["paused_reason"]
+
+
+async def paused_since(conn: Conn, feed_id: str) -> datetime | None:
+    """When the feed was paused (None if it is not): a forced run ignores this pause only."""
+    row = await conn.fetchrow(ADMIN_SQL["feed_pause_watch"], feed_id)
+    return row["paused_at"] if row is not None and row["paused"] else None
+
+
+async def reread_requested(conn: Conn, feed_id: str) -> datetime | None:
+    """When `quarantine retry` asked the feed's next run to read everything, if it did."""
+    value: datetime | None = await conn.fetchval(ADMIN_SQL["reread_requested"], feed_id)
+    return value
+
+
+async def clear_reread(conn: Conn, feed_id: str, requested_at: datetime) -> None:
+    """The run that planned a full read for the request answered it."""
+    await conn.execute(ADMIN_SQL["clear_reread"], feed_id, requested_at)

@@ -109,7 +109,7 @@ async def checkpoint_stored_first_load(conn: Conn, run_id: int, feed_id: str) ->
     async with conn.transaction():
         if not await conn.fetchval(SQL["first_load_stored_as_staged"], run_id, feed_id):
             return False
-        await conn.execute(SQL["drop_feed_checkpoints"], feed_id)
+        await conn.execute(SQL["drop_feed_checkpoints"], run_id, feed_id)
         chunks = await conn.fetchval(SQL["checkpoint_staged_chunks"], run_id, feed_id)
         await conn.execute(SQL["set_chunks_total"], run_id, chunks)
         await conn.execute(SQL["add_merge_stats"], run_id, 0, 0, 0, chunks)
@@ -174,7 +174,7 @@ async def merge_batch(conn: Conn, run_id: int, feed: FeedConfig,
                 [s.hash for s in keep], [s.row_count for s in keep],
             )
         if emptied:
-            await conn.execute(SQL["drop_checkpoints"], feed.full_id, emptied)
+            await conn.execute(SQL["drop_checkpoints"], run_id, feed.full_id, emptied)
         totals = MergeTotals(
             inserted=upsert["inserted"], updated=upsert["updated"], retired=retired,
             zoning_changes=upsert["zoning_changes"], chunks_written=len(batch),
