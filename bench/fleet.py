@@ -21,6 +21,8 @@ Before the fleet, it measures the scheduler's own cost per tick (`claim_due`, th
 one query a tick runs, with every feed of the daemon as candidates) over
 schedules tables of 100 and 3,000 rows that are not due (plus a few that are), in
 a scratch database: the median time and the plan (EXPLAIN ANALYZE, BUFFERS).
+Each of the 40 claims is rolled back; the plan's buffers count grows with the
+dead row versions they leave behind, not with the rows not due.
 
 The machine may be shared: every number is rough, and the JSON records the load
 average at both ends. Output: a table on stdout, JSON in bench/results/.
@@ -96,29 +98,37 @@ SELECT status, count(*) AS runs FROM zoningsync.runs
 WHERE finished_at BETWEEN $1 AND $2 GROUP BY status ORDER BY status
 """
 
-# A claim's lateness, and its run's: the first run of the feed started after the claim.
+# A claim's lateness, and its run's (the feed's first run started after the claim),
+# by kind: a feed's first claim (a first load: every feed is due at start), a later
+# one, and a feed still due and unclaimed at the end (late until then, no start).
 LATENESS = """
 WITH claims AS (
-    SELECT c.*, row_number() OVER (PARTITION BY c.feed ORDER BY c.claimed_at) = 1 AS first,
+    SELECT c.*, row_number() OVER (PARTITION BY c.feed ORDER BY c.claimed_at) AS nth,
            (SELECT min(r.started_at) FROM zoningsync.runs r
             WHERE r.feed = c.feed AND r.started_at >= c.claimed_at) AS started_at
     FROM fleet_bench.claims c WHERE c.claimed_at BETWEEN $1 AND $2 AND NOT c.run_now
 ), late AS (
-    SELECT first, extract(epoch FROM claimed_at - due_at) AS claim_s,
+    SELECT CASE WHEN nth = 1 THEN 'first_load' ELSE 'scheduled' END AS kind,
+           extract(epoch FROM claimed_at - due_at) AS claim_s,
            extract(epoch FROM started_at - due_at) AS start_s
     FROM claims
-    UNION ALL  -- still due and unclaimed at the end: late until then
-    SELECT false, extract(epoch FROM $2 - s.due_at), extract(epoch FROM $2 - s.due_at)
+    UNION ALL
+    SELECT 'waiting_at_end', extract(epoch FROM $2 - s.due_at), NULL
     FROM zoningsync.schedules s WHERE s.claimed_by IS NULL AND s.due_at < $2
 )
-SELECT first, count(*) AS claims,
+SELECT kind, count(*) AS claims,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY greatest(claim_s, 0)) AS claim_p50,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY greatest(claim_s, 0)) AS claim_p99,
        max(greatest(claim_s, 0)) AS claim_max,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY greatest(start_s, 0)) AS start_p50,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY greatest(start_s, 0)) AS start_p99,
        max(greatest(start_s, 0)) AS start_max
-FROM late GROUP BY first ORDER BY first
+FROM late GROUP BY kind ORDER BY kind
+"""
+
+FAILURES = """
+SELECT left(error, 200) AS error, count(*) AS runs FROM zoningsync.runs
+WHERE finished_at BETWEEN $1 AND $2 AND status = 'failed' GROUP BY 1 ORDER BY 2 DESC LIMIT 5
 """
 
 OVERLAPS = """
@@ -166,8 +176,14 @@ async def drop_database(admin_url: str, name: str) -> None:
 # -- the scheduler's cost per tick ------------------------------------------------------
 
 async def tick_cost(admin_url: str, sizes: list[int]) -> list[dict[str, Any]]:
-    """`claim_due` over `n` schedules rows not due (and a few due), for each n."""
+    """`claim_due` over `n` schedules rows not due (and a few due), for each n.
+
+    The session holds every feed as the daemon's (`use_daemon_feeds`, as the
+    scheduler does once per session); each claim is rolled back, so every
+    repeat finds the same due rows.
+    """
     from zoningsync.sql import queries
+    from zoningsync.store import schedules
 
     claim_due = queries("schedules.sql")["claim_due"]
     url = await migrated_database(admin_url, "zs_fleet_tick")
@@ -187,26 +203,29 @@ async def tick_cost(admin_url: str, sizes: list[int]) -> list[dict[str, Any]]:
                 " CASE WHEN ord <= $2 THEN now() - interval '1 s'"
                 " ELSE now() + interval '1 day' END"
                 " FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord)", ids, TICK_DUE_ROWS)
-            await conn.execute("ANALYZE zoningsync.schedules; ANALYZE zoningsync.feeds")
+            await conn.execute("VACUUM ANALYZE zoningsync.schedules")
+            await conn.execute("ANALYZE zoningsync.feeds")
+            await schedules.use_daemon_feeds(conn, ids)
             timings = []
+            claimed: list[schedules.Claim] = []
             for _ in range(TICK_REPEATS):
                 tr = conn.transaction()
                 await tr.start()
                 began = time.perf_counter()
-                claimed = await conn.fetch(claim_due, "tick-node", ids, TICK_DUE_ROWS)
+                claimed = await schedules.claim_due(conn, "tick-node", [], TICK_DUE_ROWS)
                 timings.append((time.perf_counter() - began) * 1000)
                 await tr.rollback()
             tr = conn.transaction()
             await tr.start()
-            plan = await conn.fetchval(
-                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + claim_due,
-                "tick-node", ids, TICK_DUE_ROWS)
+            plan = await conn.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + claim_due,
+                                       "tick-node", [], TICK_DUE_ROWS)
             await tr.rollback()
             top = json.loads(plan)[0]
             results.append({
                 "not_due_rows": n, "due_rows": TICK_DUE_ROWS, "claimed": len(claimed),
                 "median_ms": round(statistics.median(timings), 3),
                 "min_ms": round(min(timings), 3),
+                "plan_planning_ms": top["Planning Time"],
                 "plan_execution_ms": top["Execution Time"],
                 "plan_shared_buffers": plan_buffers(top["Plan"]),
                 "plan_nodes": plan_nodes(top["Plan"]),
@@ -351,7 +370,7 @@ async def fleet_results(conn: asyncpg.Connection[Any], start: dt.datetime, end: 
                         exits: list[int | None], state: Path) -> dict[str, Any]:
     seconds = (end - start).total_seconds()
     by_status = {r["status"]: r["runs"] for r in await conn.fetch(RUNS_BY_STATUS, start, end)}
-    lateness = {("first_load" if r["first"] else "scheduled"): {
+    lateness = {r["kind"]: {
         key: (round(float(r[key]), 3) if r[key] is not None else None)
         for key in ("claim_p50", "claim_p99", "claim_max", "start_p50", "start_p99",
                     "start_max")} | {"claims": r["claims"]}
@@ -365,6 +384,7 @@ async def fleet_results(conn: asyncpg.Connection[Any], start: dt.datetime, end: 
         "runs_per_s": round(sum(by_status.values()) / seconds, 3),
         "succeeded_per_s": round(by_status.get("succeeded", 0) / seconds, 3),
         "lateness_s": lateness,
+        "failures": {r["error"]: r["runs"] for r in await conn.fetch(FAILURES, start, end)},
         "overlapping_runs": await conn.fetchval(OVERLAPS),
         "daemon_rss_mb": [{"peak": round(max(v), 1), "last": round(v[-1], 1)}
                           for v in samples.rss_mb.values()],
@@ -385,7 +405,8 @@ def machine() -> dict[str, Any]:
 def print_report(result: dict[str, Any]) -> None:
     for tick in result.get("tick_cost", []):
         print(f"tick (claim_due) with {tick['not_due_rows']:>5} rows not due: median "
-              f"{tick['median_ms']:.2f} ms, plan {tick['plan_execution_ms']:.2f} ms, "
+              f"{tick['median_ms']:.2f} ms, planning {tick['plan_planning_ms']:.2f} ms, execution "
+              f"{tick['plan_execution_ms']:.2f} ms, "
               f"{tick['plan_shared_buffers']} buffers")
         for line in tick["plan_nodes"]:
             print(f"    {line}")
@@ -395,9 +416,11 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"\n{result['feeds']} feeds, {result['daemons']} daemons, {fleet['window_s']} s: "
           f"{fleet['runs_per_s']} runs/s ({fleet['runs_by_status']})")
     for kind, late in fleet["lateness_s"].items():
-        print(f"lateness {kind:<10} ({late['claims']} claims): claim p50 {late['claim_p50']} "
+        print(f"lateness {kind:<14} ({late['claims']}): claim p50 {late['claim_p50']} "
               f"p99 {late['claim_p99']} max {late['claim_max']} s; run start p50 "
               f"{late['start_p50']} p99 {late['start_p99']} max {late['start_max']} s")
+    for error, runs in fleet["failures"].items():
+        print(f"failed runs ({runs}): {error}")
     print(f"overlapping runs of one feed: {fleet['overlapping_runs']} (must be 0)")
     print(f"daemon RSS MB: {fleet['daemon_rss_mb']}")
     print(f"sessions (peak): {fleet['sessions_peak_by_application']}, "
