@@ -98,15 +98,21 @@ SELECT status, count(*) AS runs FROM zoningsync.runs
 WHERE finished_at BETWEEN $1 AND $2 GROUP BY status ORDER BY status
 """
 
-# A claim's lateness, and its run's (the feed's first run started after the claim),
-# by kind: a feed's first claim (a first load: every feed is due at start), a later
-# one, and a feed still due and unclaimed at the end (late until then, no start).
+# A claim's lateness, and its run's, by kind: a feed's first claim (a first load:
+# every feed is due at start), a later one, and a feed still due and unclaimed at
+# the end (late until then, no start). A run starts a runs row, unless the claim
+# resumed an unfinished one (runs.started_at is then its first start) or found the
+# lease held: those claims have no start, and are counted.
 LATENESS = """
-WITH claims AS (
+WITH ordered AS (
     SELECT c.*, row_number() OVER (PARTITION BY c.feed ORDER BY c.claimed_at) AS nth,
-           (SELECT min(r.started_at) FROM zoningsync.runs r
-            WHERE r.feed = c.feed AND r.started_at >= c.claimed_at) AS started_at
+           lead(c.claimed_at) OVER (PARTITION BY c.feed ORDER BY c.claimed_at) AS next_claim
     FROM fleet_bench.claims c WHERE c.claimed_at BETWEEN $1 AND $2 AND NOT c.run_now
+), claims AS (
+    SELECT o.*, (SELECT min(r.started_at) FROM zoningsync.runs r
+                 WHERE r.feed = o.feed AND r.started_at >= o.claimed_at
+                   AND r.started_at < coalesce(o.next_claim, 'infinity')) AS started_at
+    FROM ordered o
 ), late AS (
     SELECT CASE WHEN nth = 1 THEN 'first_load' ELSE 'scheduled' END AS kind,
            extract(epoch FROM claimed_at - due_at) AS claim_s,
@@ -116,7 +122,7 @@ WITH claims AS (
     SELECT 'waiting_at_end', extract(epoch FROM $2 - s.due_at), NULL
     FROM zoningsync.schedules s WHERE s.claimed_by IS NULL AND s.due_at < $2
 )
-SELECT kind, count(*) AS claims,
+SELECT kind, count(*) AS claims, count(*) FILTER (WHERE start_s IS NULL) AS no_new_run,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY greatest(claim_s, 0)) AS claim_p50,
        percentile_cont(0.99) WITHIN GROUP (ORDER BY greatest(claim_s, 0)) AS claim_p99,
        max(greatest(claim_s, 0)) AS claim_max,
@@ -373,7 +379,7 @@ async def fleet_results(conn: asyncpg.Connection[Any], start: dt.datetime, end: 
     lateness = {r["kind"]: {
         key: (round(float(r[key]), 3) if r[key] is not None else None)
         for key in ("claim_p50", "claim_p99", "claim_max", "start_p50", "start_p99",
-                    "start_max")} | {"claims": r["claims"]}
+                    "start_max")} | {"claims": r["claims"], "no_new_run": r["no_new_run"]}
         for r in await conn.fetch(LATENESS, start, end)}
     errors = [line for i in range(len(daemons))
               for line in (state / f"daemon-{i}.log").read_text().splitlines()[-5:]
@@ -416,7 +422,8 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"\n{result['feeds']} feeds, {result['daemons']} daemons, {fleet['window_s']} s: "
           f"{fleet['runs_per_s']} runs/s ({fleet['runs_by_status']})")
     for kind, late in fleet["lateness_s"].items():
-        print(f"lateness {kind:<14} ({late['claims']}): claim p50 {late['claim_p50']} "
+        print(f"lateness {kind:<14} ({late['claims']} claims, {late['no_new_run']} without a "
+              f"new run): claim p50 {late['claim_p50']} "
               f"p99 {late['claim_p99']} max {late['claim_max']} s; run start p50 "
               f"{late['start_p50']} p99 {late['start_p99']} max {late['start_max']} s")
     for error, runs in fleet["failures"].items():
