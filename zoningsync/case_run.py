@@ -111,6 +111,9 @@ class CaseRun(FeedRun[CaseCursor]):
             self.reporter.advance(1, len(document.cases))
         await case_store.stage_cases(conn, run_id, list(found.values()))
         cursor.complete = producer.complete
+        if not producer.complete:
+            cursor.notes.append(producer.incomplete_because
+                                or "the read was not complete: no case was retired")
         await runs.save_cursor(conn, run_id, cursor.to_json())
         await conn.execute(SQL["set_phase"], run_id, "merge")
         self.phase = "merge"
@@ -154,9 +157,6 @@ class CaseRun(FeedRun[CaseCursor]):
         counts = await case_store.merge_cases(conn, run_id, self.feed.full_id,
                                               self.feed.jurisdiction, complete=cursor.complete)
         self.reporter.advance(1, counts.inserted + counts.updated + counts.retired)
-        if not cursor.complete:
-            cursor.notes.append("the read was not complete (page cap or incremental read): "
-                                "no case was retired")
         return None
 
     async def _finish(self, conn: Conn, run_id: int, cursor: CaseCursor) -> None:

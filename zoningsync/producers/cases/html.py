@@ -33,6 +33,7 @@ class HtmlCaseProducer:
         self.feed = feed
         self.reader = reader
         self.complete = False
+        self.incomplete_because: str | None = None
 
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases
@@ -48,7 +49,10 @@ class HtmlCaseProducer:
         had_cases = await self.reader.memory.had_cases()
         while url is not None and url not in seen:
             if len(seen) >= options.html.max_pages:
-                return  # the cap: this read is not complete, so nothing retires
+                self.incomplete_because = (
+                    f"max_pages = {options.html.max_pages} reached with {url} still to "
+                    "read: the read was not complete, so no case was retired")
+                return
             seen.add(url)
             read = await self.reader.read(url)
             if read.remembered is not None:

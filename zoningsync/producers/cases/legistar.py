@@ -34,6 +34,7 @@ class LegistarCaseProducer:
         self.feed = feed
         self.reader = reader
         self.complete = False
+        self.incomplete_because: str | None = None
 
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases
@@ -63,6 +64,10 @@ class LegistarCaseProducer:
                              "matter_types or since_days")
         # Only a read of the whole window sees every matter; an incremental one does not.
         self.complete = last is None
+        if not self.complete:
+            self.incomplete_because = (
+                f"an incremental read (matters modified since {start.isoformat()}): "
+                "no case was retired")
 
     async def _attachments(self, matter: Mapping[str, Any]) -> tuple[str, ...]:
         options = self.feed.cases

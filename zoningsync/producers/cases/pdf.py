@@ -55,6 +55,7 @@ class PdfCaseProducer:
         self.feed = feed
         self.reader = reader
         self.complete = False
+        self.incomplete_because: str | None = None
 
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases

@@ -6,7 +6,8 @@ the next conditional GET, the cases it gave, the rejected rows, or why the whole
 document was quarantined. An unchanged document (304, or the same sha256) is
 yielded with `unchanged` set and the cases it gave last time: carried forward,
 never re-parsed. After the iteration, `complete` says whether the producer read
-everything the source lists, the only case in which vanished cases may retire.
+everything the source lists, the only case in which vanished cases may retire,
+and `incomplete_because` says why it did not (the run's warning).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class CaseDocument:
 
 class CaseProducer(Protocol):
     complete: bool
+    incomplete_because: str | None
 
     def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]: ...
 
