@@ -16,7 +16,6 @@ from dataclasses import replace
 
 from zoningsync.cases.build import CaseRow, finish_cases
 from zoningsync.cases.html import layout_problem, read_case_page, read_detail_page
-from zoningsync.cases.parser import FetchedDocument, load_parser, run_parser
 from zoningsync.config import FeedConfig
 from zoningsync.errors import FetchError
 from zoningsync.producers.cases.documents import DocumentReader
@@ -39,10 +38,6 @@ class HtmlCaseProducer:
         options = self.feed.cases
         assert options is not None and options.html is not None
         loop = asyncio.get_running_loop()
-        if options.parser is not None:
-            yield await self._parsed(options.parser)
-            self.complete = True
-            return
         url: str | None = self.feed.url
         seen: set[str] = set()
         pdfs: dict[str, None] = {}
@@ -93,23 +88,6 @@ class HtmlCaseProducer:
             for link in pdfs:
                 yield await read_pdf_document(self.reader, link)
         self.complete = True
-
-    async def _parsed(self, spec: str) -> CaseDocument:
-        """The feed's page read by its custom parser (`parser = "package.module:function"`)."""
-        options = self.feed.cases
-        assert options is not None
-        read = await self.reader.read(self.feed.url)
-        if read.remembered is not None:
-            return CaseDocument(url=read.url, etag=read.etag, last_modified=read.last_modified,
-                                sha256=read.sha256, cases=read.remembered.cases,
-                                unchanged=True)
-        document = FetchedDocument.from_bytes(read.url, read.body or b"", read.content_type)
-        batch = await asyncio.get_running_loop().run_in_executor(
-            None, run_parser, load_parser(spec), document, options)
-        return CaseDocument(url=read.url, etag=read.etag, last_modified=read.last_modified,
-                            sha256=read.sha256, size=len(document.body),
-                            content_type=read.content_type, cases=batch.cases,
-                            rejected=batch.rejected)
 
     async def _with_detail(self, row: CaseRow) -> tuple[CaseRow, CaseDocument | None]:
         """The row with its detail page's values, and that page as a document of its own.
