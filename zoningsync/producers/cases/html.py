@@ -13,6 +13,7 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import datetime
 
 from zoningsync.cases.build import CaseRow, finish_cases
 from zoningsync.cases.html import layout_problem, read_case_page, read_detail_page
@@ -33,6 +34,7 @@ class HtmlCaseProducer:
         self.reader = reader
         self.complete = False
         self.incomplete_because: str | None = None
+        self.high_water_mark: datetime | None = None
 
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from zoningsync.cases.parser import FetchedDocument, load_parser, run_parser
 from zoningsync.config import FeedConfig
@@ -24,6 +25,7 @@ class ParserCaseProducer:
         self.spec = spec
         self.complete = False
         self.incomplete_because: str | None = None
+        self.high_water_mark: datetime | None = None
 
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases
