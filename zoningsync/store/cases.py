@@ -233,7 +233,9 @@ async def save_document(
     `quarantine` is (a `DocumentQuarantine` code, detail) when the content gave
     no cases: it becomes a quarantine row of this run (source_key = the URL),
     unless this content was already quarantined for that reason, whose row the
-    document keeps pointing to. A save that changes nothing writes nothing.
+    document keeps pointing to. A new quarantine row counts in the run's
+    `quarantined`, so a document is counted once, by the run that quarantined it.
+    A save that changes nothing writes nothing.
     """
     extracted = [case.content() for case in cases]
     links = links or {}
@@ -254,6 +256,7 @@ async def save_document(
                 quarantine_id = await conn.fetchval(
                     SQL["quarantine_document"], feed_id, run_id, url, reason, detail,
                     {"sha256": sha256, "size": size, "content_type": content_type})
+                await conn.execute(SQL["add_quarantined"], run_id, 1)
         await conn.execute(
             SQL["save_document"], feed_id, url, etag, last_modified, sha256, size,
             content_type, extracted, quarantine_id, reason, detail, run_id, dict(links))
