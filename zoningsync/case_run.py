@@ -103,7 +103,8 @@ class CaseRun(FeedRun[CaseCursor]):
         return cursor
 
     async def _fetch(self, conn: Conn, run_id: int, cursor: CaseCursor) -> None:
-        await case_store.clear_case_staging(conn, run_id)  # a resumed run reads again
+        # A resumed run reads again; a held or cancelled run's cases go too.
+        await case_store.clear_case_staging(conn, run_id, self.feed.full_id)
         producer = case_producer(self.feed, self.fetcher, self.stats,
                                  StoredDocuments(conn, self.feed.full_id))
         found: dict[str, CaseRecord] = {}
@@ -155,6 +156,7 @@ class CaseRun(FeedRun[CaseCursor]):
                                what="cases")
         if problem is not None and not cursor.mass_retire_allowed:
             if not allow_mass_retire:
+                await case_store.clear_case_staging(conn, run_id, self.feed.full_id)
                 return (f"held, nothing written: {problem}. If the portal is mid-publish, "
                         "wait: the next sync reads it again. If the cases really went, run "
                         f"`zoningsync sync {self.feed.full_id} --allow-mass-retire`")
@@ -178,4 +180,4 @@ class CaseRun(FeedRun[CaseCursor]):
                                   seconds=self._elapsed(), staged=staged,
                                   warnings=cursor.notes)
             await conn.execute(SQL["mark_feed_success"], self.feed.full_id, run_id)
-            await case_store.clear_case_staging(conn, run_id)
+            await case_store.clear_case_staging(conn, run_id, self.feed.full_id)

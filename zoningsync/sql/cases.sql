@@ -21,7 +21,12 @@ SET title = EXCLUDED.title, case_type = EXCLUDED.case_type, status = EXCLUDED.st
     pages = EXCLUDED.pages, attrs = EXCLUDED.attrs, row_hash = EXCLUDED.row_hash;
 
 -- name: clear_case_staging
-DELETE FROM zoningsync.staged_cases WHERE run_id = $1;
+-- This run's staged cases ($1), and those of the feed's ($2) runs closed for good
+-- (held, cancelled for changed settings, abandoned as stale): the shared run
+-- lifecycle drops the spatial staging of those, and case staging is only ours.
+DELETE FROM zoningsync.staged_cases s
+USING zoningsync.runs r
+WHERE r.id = s.run_id AND r.feed = $2 AND (r.id = $1 OR r.phase = 'done');
 
 -- name: plan_case_merge
 -- What merge_cases would write ($3: the read was complete, so absent cases retire).

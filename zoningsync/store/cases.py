@@ -152,8 +152,9 @@ async def stage_cases(conn: Conn, run_id: int, cases: Sequence[CaseRecord]) -> N
         await conn.execute(SQL["stage_case_scratch"])
 
 
-async def clear_case_staging(conn: Conn, run_id: int) -> None:
-    await conn.execute(SQL["clear_case_staging"], run_id)
+async def clear_case_staging(conn: Conn, run_id: int, feed_id: str) -> None:
+    """Drop the run's staged cases, and any a closed run of the feed left behind."""
+    await conn.execute(SQL["clear_case_staging"], run_id, feed_id)
 
 
 async def plan_case_merge(conn: Conn, run_id: int, feed_id: str, *,
