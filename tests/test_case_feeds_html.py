@@ -63,6 +63,7 @@ async def test_every_page_of_the_case_list_is_read(
     summary = await sync_one(db_url, tmp_path, feed)
     assert summary["status"] == "succeeded", summary.get("error")
     assert set(await stored_cases(db, feed.full_id)) == {c["case_number"] for c in expected}
+    assert summary["fetched"] == summary["inserted"] == len(expected)
     pages = await db.fetchval("SELECT count(*) FROM zoningsync.documents"
                               " WHERE url LIKE '%/planning/cases%' AND url NOT LIKE '%/Z-%'")
     assert pages == -(-len(expected) // PAGE_SIZE)

@@ -174,6 +174,7 @@ class CaseRun(FeedRun[CaseCursor]):
         requests, retries, received = self.delta.take()
         async with conn.transaction():
             await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
+            await case_store.set_cases_fetched(conn, run_id, staged)
             mark = cursor.high_water_mark
             await runs.finish_run(conn, run_id, oid_set_hash="",
                                   high_water_mark=datetime.fromisoformat(mark) if mark else None,

@@ -194,6 +194,10 @@ WHERE (d.etag, d.last_modified, d.sha256, d.size, d.content_type, d.extracted_ca
        EXCLUDED.content_type, EXCLUDED.extracted_cases, EXCLUDED.quarantine_id,
        EXCLUDED.quarantine_reason, EXCLUDED.quarantine_detail, EXCLUDED.links);
 
+-- name: set_cases_fetched
+-- A case run's fetched: the cases it read (combined by number, as staged).
+UPDATE zoningsync.runs SET fetched = $2 WHERE id = $1;
+
 -- name: add_case_merge_stats
 UPDATE zoningsync.runs
 SET inserted = inserted + $2, updated = updated + $3, retired = retired + $4

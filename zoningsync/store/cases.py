@@ -272,6 +272,11 @@ async def count_staged_cases(conn: Conn, run_id: int) -> int:
     return int(await conn.fetchval(SQL["count_staged_cases"], run_id))
 
 
+async def set_cases_fetched(conn: Conn, run_id: int, cases: int) -> None:
+    """Record the cases the run read, so its summary reads fetched = stored + unchanged."""
+    await conn.execute(SQL["set_cases_fetched"], run_id, cases)
+
+
 async def quarantine_rejected(conn: Conn, feed_id: str, run_id: int, url: str,
                               rejected: Sequence[CaseRejection]) -> None:
     """Quarantine rows that could not become cases, each with its reason and raw values."""
