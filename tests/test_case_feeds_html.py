@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -31,12 +32,14 @@ parcel_id_pattern = '\\d{{10}}'
 rows = "table#cases > tbody > tr"
 next = "a[rel=next]"
 detail = "td a.case-link"
+date_format = "%m/%d/%Y"
 [feeds.fields]
 case_number = "td:nth-of-type(1) a"
 status = {{ column = "Status" }}
 applicant = {{ column = "Applicant" }}
 parcel_ids = {{ column = "PINs", split = '[,;\\s]+' }}
 acreage = {{ column = "Acreage" }}
+decided_at = {{ column = "Decision Date" }}
 """
 
 
@@ -98,3 +101,20 @@ async def test_detail_pages_give_their_rows_the_values_the_list_lacks(
         assert list(case["parcel_ids"]) == truth["parcel_ids"]
         assert case["acreage"] == pytest.approx(truth["acreage"])  # only on the detail page
         assert case["detail_url"].endswith(truth["detail_url"])
+
+
+async def test_a_detail_page_edited_under_an_unchanged_list_is_read_again(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = source_feed(tmp_path, "detail-county.toml",
+                       DETAIL_SOURCE.format(base=portal.base_url), "cases")
+    await sync_one(db_url, tmp_path, feed)
+    # Staff correct a decision date on the case's own page; the list shows no dates.
+    edited = next(c for c in portal.cases.cases if c.decided is not None)
+    assert edited.decided is not None
+    edited.decided += timedelta(days=1)
+    portal.cases.version += 1  # the portal builds its pages again; unchanged ones keep ETags
+    again = await sync_one(db_url, tmp_path, feed)
+    assert again["status"] == "succeeded", again.get("error")
+    assert (again["inserted"], again["updated"], again["retired"]) == (0, 1, 0)
+    case = (await stored_cases(db, feed.full_id))[edited.number]
+    assert case["decided_at"].date() == edited.decided
