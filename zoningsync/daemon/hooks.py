@@ -89,9 +89,9 @@ class HookRequests:
                 if kind == "again":
                     self.coalescer.dropped(feed)
                 else:
-                    await record_action(conn, "webhook", feed, outcome="not run: paused",
+                    await record_action(conn, "webhook", feed, outcome="refused",
                                         detail="a signed hook arrived while the feed is "
-                                               "paused; resume runs it", reason=reason)
+                                               "paused: accepted, not run", reason=reason)
                     log.info("hook for a paused feed recorded, not run", feed=feed)
                 return
             if kind == "hook" and not self.coalescer.hook(feed, arrived):
