@@ -32,6 +32,7 @@ from zoningsync.portal.changes import hook_payload, send_hook
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
 from zoningsync.settings import load_settings
+from zoningsync.webhooks import HookCoalescer
 
 SECRET = "hook-secret-for-the-daemon"
 SECRET_ENV = "ZS_TEST_DAEMON_HOOK_SECRET"
@@ -301,3 +302,17 @@ async def test_a_feed_that_accepts_hooks_after_a_reload_takes_them(
     finally:
         assert await daemon.stop() == 0
     assert (before, after) == (404, 202)
+
+
+def test_a_run_asked_for_that_another_daemon_took_stops_absorbing_hooks() -> None:
+    coalescer = HookCoalescer(queued_expire_s=10.0)
+    assert coalescer.hook(FEED_ID, 0.0) is True
+    assert coalescer.hook(FEED_ID, 9.9) is False
+    assert coalescer.hook(FEED_ID, 10.0) is True
+
+
+def test_an_ask_that_came_to_nothing_lets_the_next_hook_ask_again() -> None:
+    coalescer = HookCoalescer()
+    assert coalescer.hook(FEED_ID, 0.0) is True
+    coalescer.dropped(FEED_ID)
+    assert coalescer.hook(FEED_ID, 0.1) is True

@@ -1,11 +1,12 @@
 """The webhook receiver as side tasks: signed hooks become run-now claims.
 
 `webhook_app` answers each hook (202 before any work) and hands the feed to
-`HookRequests.hook`; one side task then turns hooks into requests in arrival
-order. A paused feed's hook is recorded in the audit log and asks for nothing.
-Otherwise the `HookCoalescer` decides whether it asks for a run: when it does,
-`request_run_now` marks the feed due at once and NOTIFYs every daemon, the same
-claim `sync --now` makes, so whichever daemon defines the feed may take it.
+`HookRequests.hook`, where the `HookCoalescer` absorbs it or makes it an ask
+for a run, at its arrival time. One side task handles the asks in order: a
+paused feed's is recorded in the audit log and runs nothing; any other becomes
+`request_run_now`, which marks the feed due at once and NOTIFYs every daemon,
+the same claim `sync --now` makes, so whichever daemon defines the feed may
+take it.
 
 The scheduler tells `run_started` and `run_finished` of this daemon's runs;
 hooks during a run ask for one more after it. Runs on other daemons are not
@@ -37,7 +38,14 @@ WILDCARD_HOSTS = ("0.0.0.0", "::")
 REQUEST_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError,
                   asyncpg.InterfaceError, ZoningsyncError)
 
+# Asks waiting for the database; past this a burst is dropped, not held in memory.
+MAX_PENDING_ASKS = 1000
+
 Kind = Literal["hook", "again"]
+PAUSED_DETAIL: dict[Kind, str] = {
+    "hook": "a signed hook arrived while the feed is paused: accepted, not run",
+    "again": "signed hooks during the feed's last run asked for one more; paused: not run",
+}
 
 
 class HookRequests:
@@ -49,7 +57,7 @@ class HookRequests:
         self.coalescer = coalescer if coalescer is not None else HookCoalescer()
         # Read by the receiver on every request, so a reload only refills it.
         self.feeds_by_path: dict[str, FeedConfig] = {}
-        self._pending: asyncio.Queue[tuple[Kind, str, float]] = asyncio.Queue()
+        self._asks: asyncio.Queue[tuple[Kind, str]] = asyncio.Queue(MAX_PENDING_ASKS)
 
     def use_feeds(self, feeds: Iterable[FeedConfig]) -> None:
         """The feeds that accept hooks: this daemon's, at start and after each reload."""
@@ -61,41 +69,46 @@ class HookRequests:
         return webhook_app(self.feeds_by_path, self.hook)
 
     def hook(self, feed: str) -> None:
-        """An accepted hook (already answered 202): handled in arrival order."""
-        self._pending.put_nowait(("hook", feed, _now()))
+        """An accepted hook (already answered 202): absorbed here, or an ask for a run."""
+        if self.coalescer.hook(feed, _now()):
+            self._ask("hook", feed)
+        else:
+            log.debug("hook absorbed by a run asked for or running", feed=feed)
 
     def run_started(self, feed: str) -> None:
         self.coalescer.run_started(feed, _now())
 
     def run_finished(self, feed: str) -> None:
         if self.coalescer.run_finished(feed):
-            self._pending.put_nowait(("again", feed, _now()))
+            self._ask("again", feed)
+
+    def _ask(self, kind: Kind, feed: str) -> None:
+        try:
+            self._asks.put_nowait((kind, feed))
+        except asyncio.QueueFull:
+            self.coalescer.dropped(feed)
+            log.warning("too many hooks waiting to ask for runs; this one is dropped",
+                        feed=feed, waiting=MAX_PENDING_ASKS)
 
     async def run(self) -> None:
-        """The side task: every pending hook handled, until cancelled."""
+        """The side task: every ask handled in order, until cancelled."""
         while True:
-            kind, feed, arrived = await self._pending.get()
+            kind, feed = await self._asks.get()
             try:
-                await self._handle(kind, feed, arrived)
+                await self._handle(kind, feed)
             except REQUEST_ERRORS as exc:
                 self.coalescer.dropped(feed)
                 log.warning("a hook could not ask for a run; the next hook asks again",
                             feed=feed, error=describe_failure(exc))
 
-    async def _handle(self, kind: Kind, feed: str, arrived: float) -> None:
+    async def _handle(self, kind: Kind, feed: str) -> None:
         async with self.pool.acquire() as conn:
             paused, reason = await pause_state(conn, feed)
             if paused:
-                if kind == "again":
-                    self.coalescer.dropped(feed)
-                else:
-                    await record_action(conn, "webhook", feed, outcome="refused",
-                                        detail="a signed hook arrived while the feed is "
-                                               "paused: accepted, not run", reason=reason)
-                    log.info("hook for a paused feed recorded, not run", feed=feed)
-                return
-            if kind == "hook" and not self.coalescer.hook(feed, arrived):
-                log.debug("hook absorbed by a queued or running run", feed=feed)
+                self.coalescer.dropped(feed)
+                await record_action(conn, "webhook", feed, outcome="refused",
+                                    detail=PAUSED_DETAIL[kind], reason=reason)
+                log.info("hook for a paused feed recorded, not run", feed=feed)
                 return
             await schedules.request_run_now(conn, [feed])
         log.info("hook asked for a run", feed=feed, after=kind)
