@@ -316,3 +316,13 @@ def test_an_ask_that_came_to_nothing_lets_the_next_hook_ask_again() -> None:
     assert coalescer.hook(FEED_ID, 0.0) is True
     coalescer.dropped(FEED_ID)
     assert coalescer.hook(FEED_ID, 0.1) is True
+
+
+async def test_a_receiver_address_in_use_stops_the_daemon_with_one_line(
+        db_url: str, tmp_path: Path, portal: RunningPortal) -> None:
+    write_hook_sources(tmp_path / "sources", portal.layer_url(0))
+    taken = portal.base_url.rpartition("//")[2]
+    code, _, err = await zoningsync(db_url, "run", "--sources", str(tmp_path / "sources"),
+                                    "--metrics", "off", "--webhooks", taken)
+    assert code == 1
+    assert f"cannot receive webhooks on {taken}" in err and "Traceback" not in err

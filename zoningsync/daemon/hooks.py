@@ -51,9 +51,10 @@ PAUSED_DETAIL: dict[Kind, str] = {
 class HookRequests:
     """Hooks of this daemon's feeds in, run-now claims out, coalesced per feed."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], coalescer: HookCoalescer | None = None
-                 ) -> None:
+    def __init__(self, pool: asyncpg.Pool[Any], address: tuple[str, int],
+                 coalescer: HookCoalescer | None = None) -> None:
         self.pool = pool
+        self.address = address
         self.coalescer = coalescer if coalescer is not None else HookCoalescer()
         # Read by the receiver on every request, so a reload only refills it.
         self.feeds_by_path: dict[str, FeedConfig] = {}

@@ -80,7 +80,8 @@ async def run_daemon(settings: Settings, options: DaemonOptions) -> int:
         with ThreadPoolExecutor(max_workers=PREPARE_WORKERS,
                                 thread_name_prefix="zoningsync-prepare") as executor:
             async with Fetcher(decode_executor=executor) as fetcher:
-                hooks = HookRequests(pool) if options.webhooks is not None else None
+                hooks = (HookRequests(pool, options.webhooks)
+                         if options.webhooks is not None else None)
                 scheduler = Scheduler(db_url=url, pool=pool, fetcher=fetcher,
                                       executor=executor, node=node,
                                       max_concurrent=options.max_concurrent,
@@ -94,8 +95,8 @@ async def run_daemon(settings: Settings, options: DaemonOptions) -> int:
                 with lifecycle.signals(asyncio.get_running_loop()):
                     await _start_side_tasks(supervisor, scheduler, probe, pool, notifier, url,
                                             options)
-                    if hooks is not None and options.webhooks is not None:
-                        await _start_receiver(supervisor, hooks, options.webhooks)
+                    if hooks is not None:
+                        await _start_receiver(supervisor, hooks)
                     log.info("daemon ready", node=node, feeds=len(scheduler.feeds),
                              max_concurrent=options.max_concurrent)
                     notifier.ready(scheduler.status_line())
@@ -136,13 +137,12 @@ async def _start_side_tasks(supervisor: Supervisor, scheduler: Scheduler,
             task.result()
 
 
-async def _start_receiver(supervisor: Supervisor, hooks: HookRequests,
-                          address: tuple[str, int]) -> None:
+async def _start_receiver(supervisor: Supervisor, hooks: HookRequests) -> None:
     """The webhook receiver and its request task; listening before this returns."""
     listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     supervisor.start("webhook-requests", hooks.run())
     task = supervisor.start("webhook-receiver",
-                            serve_webhooks(*address, hooks.app(), listening))
+                            serve_webhooks(*hooks.address, hooks.app(), listening))
     await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         await supervisor.stop_all()
