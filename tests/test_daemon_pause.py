@@ -28,8 +28,9 @@ async def portal() -> AsyncIterator[RunningPortal]:
 async def test_a_pause_stops_the_run_on_whichever_daemon_holds_it_and_resume_finishes_it(
         db_url: str, db: asyncpg.Connection[Any], tmp_path: Path,
         portal: RunningPortal) -> None:
-    [feed] = write_sources(tmp_path / "sources", portal.layer_url(0), 1, page_size=20)
-    portal.behaviours.latency_ms = 200
+    # 30 pages of a second each, four in flight: the run outlasts the pause command.
+    [feed] = write_sources(tmp_path / "sources", portal.layer_url(0), 1, page_size=10)
+    portal.behaviours.latency_ms = 1000
     daemons = [await start_daemon(db_url, tmp_path / "sources", tmp_path / f"d{i}.log",
                                   env={"ZONINGSYNC_NODE": f"node-{i}"}) for i in range(2)]
     try:
