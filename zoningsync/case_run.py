@@ -27,7 +27,7 @@ from zoningsync.producers.cases.port import CaseDocument, Remembered, combine
 from zoningsync.retire_guard import retire_guard
 from zoningsync.sql import queries
 from zoningsync.store import cases as case_store
-from zoningsync.store import runs
+from zoningsync.store import feeds, runs
 from zoningsync.store.connect import Conn
 
 SQL = queries("store.sql")
@@ -168,5 +168,5 @@ class CaseRun(FeedRun[CaseCursor]):
             await runs.finish_run(conn, run_id, high_water_mark=None, oid_set_hash="",
                                   seconds=self._elapsed(), staged=staged,
                                   warnings=cursor.notes)
-            await conn.execute(SQL["mark_feed_success"], self.feed.full_id, run_id)
+            await feeds.mark_success(conn, self.feed.full_id, run_id)
             await case_store.clear_case_staging(conn, run_id)

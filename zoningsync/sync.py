@@ -44,7 +44,7 @@ from zoningsync.progress import Reporter
 from zoningsync.records import FetchedPage, Kind
 from zoningsync.retire_guard import retire_guard
 from zoningsync.sql import queries
-from zoningsync.store import bulk, changes, merge, runs, staging
+from zoningsync.store import bulk, changes, feeds, merge, runs, staging
 from zoningsync.store.connect import Conn
 from zoningsync.taskgroup import task_group
 
@@ -367,7 +367,7 @@ class ArcgisRun(FeedRun[RunCursor]):
         """Build the indexes a first load deferred, then give the planner statistics."""
         async with self.pool.acquire() as conn:
             await bulk.ensure_secondary_indexes(conn)
-            await conn.execute(SQL["analyze_features"])
+            await bulk.analyze_features(conn)
 
     async def _stage_pages(self, run_id: int, pages: AsyncIterator[FetchedPage], *,
                            premerge: bool, backlog: Sequence[str] = ()) -> None:
@@ -537,7 +537,7 @@ class ArcgisRun(FeedRun[RunCursor]):
                 oid_set_hash=cursor.oid_set_hash, seconds=self._elapsed(), staged=staged,
                 warnings=cursor.notes,
             )
-            await conn.execute(SQL["mark_feed_success"], self.feed.full_id, run_id)
+            await feeds.mark_success(conn, self.feed.full_id, run_id)
             await staging.clear_run_staging(conn, run_id)
 
 

@@ -1,9 +1,6 @@
 -- Queries of the admin commands: pause and resume, the audit log, quarantine
 -- triage. The rollback's own queries are in rollback.sql.
 
--- name: feed_pause_watch
-SELECT paused, paused_reason, paused_at FROM zoningsync.feeds WHERE id = $1;
-
 -- name: feeds_of_target
 -- $1 is a feed id (jurisdiction/feed) or a jurisdiction id.
 SELECT id, paused, paused_reason FROM zoningsync.feeds
@@ -65,11 +62,3 @@ UPDATE zoningsync.feeds SET reread_requested_at = now() WHERE id = ANY($1::text[
 UPDATE zoningsync.documents
 SET etag = NULL, last_modified = NULL, sha256 = NULL
 WHERE feed = ANY($1::text[]) AND quarantine_id IS NOT NULL;
-
--- name: reread_requested
-SELECT reread_requested_at FROM zoningsync.feeds WHERE id = $1;
-
--- name: clear_reread
--- Only the request the run saw: one made while it planned stays for the next run.
-UPDATE zoningsync.feeds SET reread_requested_at = NULL
-WHERE id = $1 AND reread_requested_at <= $2;

@@ -1,18 +1,6 @@
 -- Queries of zoningsync.store: feeds, runs, staging and the per-chunk merge.
 -- $1 is the run id and $2 the feed id wherever both appear.
 
--- name: upsert_feed
-INSERT INTO zoningsync.feeds AS f (id, jurisdiction, feed, kind, source_type, url, config)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (id) DO UPDATE
-SET kind = EXCLUDED.kind, source_type = EXCLUDED.source_type, url = EXCLUDED.url,
-    config = EXCLUDED.config, updated_at = now()
-WHERE (f.kind, f.source_type, f.url, f.config)
-      IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.source_type, EXCLUDED.url, EXCLUDED.config);
-
--- name: feed_pause_state
-SELECT paused, paused_reason FROM zoningsync.feeds WHERE id = $1;
-
 -- name: interrupted_run
 -- The feed's newest run, if it stopped before finishing (killed, cancelled, or
 -- failed on a fault that may pass): the next sync resumes it. A run stopped
@@ -193,15 +181,6 @@ SELECT source_oid FROM zoningsync.quarantine WHERE run_id = $1 AND source_oid IS
 SET LOCAL default_statistics_target = 10;
 ANALYZE zoningsync.staged_rows (run_id, page_id, source_oid, source_key, chunk),
         zoningsync.staged_keys;
-
--- name: analyze_features
--- After a first load: a load finishes before autovacuum samples the table, and
--- without column statistics the next run's chunk hashes and merges were planned
--- blind (a 1% re-sync took 4.8 s instead of 1.7 s). Only the columns the runs'
--- queries filter and join on: the footprints and attributes took 0.6 of the 0.7 s
--- of CPU a whole-table ANALYZE costs, and an ANALYZE of some columns leaves the
--- table's change count alone, so autovacuum still analyzes all of it soon after.
-ANALYZE zoningsync.features (feed, source_key, h3, row_hash);
 
 -- name: drop_refetched_rows
 WITH doubles AS (
@@ -521,9 +500,6 @@ SET status = $2, error = $3, finished_at = now(), phase = 'done',
     warnings = $8
 WHERE id = $1;
 
--- name: mark_feed_success
-UPDATE zoningsync.feeds SET last_success_run = $2, last_success_at = now() WHERE id = $1;
-
 -- name: clear_staged_rows
 DELETE FROM zoningsync.staged_rows WHERE run_id = $1;
 
@@ -572,53 +548,6 @@ WHERE ($1::text IS NULL OR q.feed = $1)
 ORDER BY q.id
 LIMIT $3;
 
--- name: features_stored
-SELECT EXISTS (SELECT 1 FROM zoningsync.features);
-
--- name: missing_secondary_indexes
-SELECT name FROM unnest($1::text[]) AS n(name)
-WHERE to_regclass('zoningsync.' || name) IS NULL;
-
--- name: create_features_geom_idx
-CREATE INDEX IF NOT EXISTS features_geom_idx ON zoningsync.features USING gist (geom);
-
--- name: create_features_parcel_id_idx
-CREATE INDEX IF NOT EXISTS features_parcel_id_idx ON zoningsync.features (parcel_id);
-
--- name: create_features_zoning_code_idx
-CREATE INDEX IF NOT EXISTS features_zoning_code_idx ON zoningsync.features (zoning_code);
-
--- name: create_features_parcel_id_norm_idx
-CREATE INDEX IF NOT EXISTS features_parcel_id_norm_idx ON zoningsync.features
-    (jurisdiction, zoningsync.normalize_parcel_id(parcel_id)) WHERE kind = 'parcels';
-
--- name: create_features_address_norm_idx
-CREATE INDEX IF NOT EXISTS features_address_norm_idx ON zoningsync.features
-    (jurisdiction, zoningsync.normalize_address(address))
-    WHERE kind = 'parcels' AND address IS NOT NULL;
-
--- name: try_lease
-SELECT pg_try_advisory_lock($1, hashtext($2));
-
--- name: lease_holder
--- Who holds a feed's lease: its lease connection names the host and pid in
--- application_name (store/lease.py).
-SELECT a.pid, a.application_name, a.backend_start
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.classid = $1
-  AND l.objid = hashtext($2)::oid AND l.granted;
-
--- name: last_server_gen
--- The server generation the feed's last success brought it to: null when that
--- run read no change-tracking layer, and the next change read is then a full one.
-SELECT server_gen FROM zoningsync.runs
-WHERE feed = $1 AND status = 'succeeded'
-ORDER BY id DESC
-LIMIT 1;
-
--- name: save_server_gen
-UPDATE zoningsync.runs SET server_gen = $2 WHERE id = $1;
-
 -- name: retire_deleted_oids
 -- extractChanges deletes ($3 object ids) retire the stored keys those ids
 -- carried, unless the run staged that key again (deleted and added back).
@@ -643,22 +572,3 @@ WHERE s.run_id = $1 AND m.source_key <> s.source_key
   AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows t
                   WHERE t.run_id = $1 AND t.source_key = m.source_key)
 ON CONFLICT DO NOTHING;
-
--- name: clear_feature_oids
-DELETE FROM zoningsync.feature_oids WHERE feed = $1;
-
--- name: forget_feature_oids
--- Before a change read's staged rows are recorded: the ids it deleted ($3), the
--- keys it retired, and the keys it staged (their id may have changed).
-DELETE FROM zoningsync.feature_oids m
-WHERE m.feed = $2
-  AND (m.source_oid = ANY($3::bigint[])
-       OR m.source_key IN (SELECT source_key FROM zoningsync.retiring WHERE run_id = $1)
-       OR m.source_key IN (SELECT source_key FROM zoningsync.staged_rows WHERE run_id = $1));
-
--- name: store_feature_oids
-INSERT INTO zoningsync.feature_oids AS m (feed, source_oid, source_key)
-SELECT DISTINCT ON (s.source_oid) $2, s.source_oid, s.source_key
-FROM zoningsync.staged_rows s
-WHERE s.run_id = $1 AND s.source_oid IS NOT NULL
-ON CONFLICT (feed, source_oid) DO UPDATE SET source_key = EXCLUDED.source_key;

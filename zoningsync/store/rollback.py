@@ -26,12 +26,11 @@ from zoningsync.sql import queries
 from zoningsync.store.audit import record_action
 from zoningsync.store.connect import Conn, connection
 from zoningsync.store.control import notify
-from zoningsync.store.lease import LEASE_NAMESPACE, feed_lease
+from zoningsync.store.lease import feed_lease, lease_holder
 from zoningsync.store.staging import clear_run_staging
 
 SQL = queries("rollback.sql")
 ADMIN_SQL = queries("admin.sql")
-STORE_SQL = queries("store.sql")
 SAMPLE_KEYS = 10
 OPS = ("insert", "update", "retire")
 
@@ -169,7 +168,7 @@ async def _targets(conn: Conn, run_id: int, feed: str, *, cascade: bool) -> list
 
 async def _lease_free(conn: Conn, feed: str) -> bool:
     """A run marked running whose lease nobody else holds was killed: it is not running."""
-    holder = await conn.fetchrow(STORE_SQL["lease_holder"], LEASE_NAMESPACE, feed)
+    holder = await lease_holder(conn, feed)
     return holder is None or holder["pid"] == await conn.fetchval("SELECT pg_backend_pid()")
 
 
