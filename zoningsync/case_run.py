@@ -25,12 +25,10 @@ from zoningsync.feed_run import FeedRun
 from zoningsync.producers.cases import case_producer
 from zoningsync.producers.cases.port import CaseDocument, Remembered, combine
 from zoningsync.retire_guard import retire_guard
-from zoningsync.sql import queries
 from zoningsync.store import cases as case_store
 from zoningsync.store import feeds, runs
 from zoningsync.store.connect import Conn
 
-SQL = queries("store.sql")
 log = structlog.get_logger(__name__)
 
 
@@ -113,7 +111,7 @@ class CaseRun(FeedRun[CaseCursor]):
         await case_store.stage_cases(conn, run_id, list(found.values()))
         cursor.complete = producer.complete
         await runs.save_cursor(conn, run_id, cursor.to_json())
-        await conn.execute(SQL["set_phase"], run_id, "merge")
+        await runs.set_phase(conn, run_id, "merge")
         self.phase = "merge"
 
     async def _remember(self, conn: Conn, run_id: int, document: CaseDocument,
@@ -164,7 +162,7 @@ class CaseRun(FeedRun[CaseCursor]):
         staged = await case_store.count_staged_cases(conn, run_id)
         requests, retries, received = self.delta.take()
         async with conn.transaction():
-            await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
+            await runs.add_fetch_stats(conn, run_id, requests, retries, received)
             await runs.finish_run(conn, run_id, high_water_mark=None, oid_set_hash="",
                                   seconds=self._elapsed(), staged=staged,
                                   warnings=cursor.notes)

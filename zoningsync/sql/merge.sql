@@ -1,106 +1,11 @@
--- Queries of zoningsync.store: feeds, runs, staging and the per-chunk merge.
--- $1 is the run id and $2 the feed id wherever both appear.
-
--- name: interrupted_run
--- The feed's newest run, if it stopped before finishing (killed, cancelled, or
--- failed on a fault that may pass): the next sync resumes it. A run stopped
--- while planning has no plan and nothing staged: the next sync supersedes it.
-SELECT id, mode, phase, cursor, fingerprint, started_at
-FROM zoningsync.runs
-WHERE feed = $1 AND phase NOT IN ('done', 'plan')
-  AND status IN ('running', 'failed', 'cancelled')
-  AND id = (SELECT max(id) FROM zoningsync.runs WHERE feed = $1);
-
--- name: abandon_older_runs
-WITH abandoned AS (
-    UPDATE zoningsync.runs
-    SET status = CASE WHEN status = 'running' THEN 'failed' ELSE status END,
-        finished_at = coalesce(finished_at, now()), phase = 'done',
-        error = coalesce(error, 'interrupted') || '; superseded by run ' || $2
-    WHERE feed = $1 AND phase <> 'done' AND id <> $2
-    RETURNING id
-)
-SELECT id FROM abandoned;
-
--- name: abandon_stale_runs
--- A run left unfinished longer than $1 (its feed removed from the sources, paused,
--- or failing ever since) would keep its staging forever, and a partial read that
--- old is not worth resuming. A run whose feed lease ($2, hashtext(feed)) is held
--- by a live session other than ours (backend $3) is still going: left alone.
-UPDATE zoningsync.runs r
-SET status = CASE WHEN r.status = 'running' THEN 'failed' ELSE r.status END,
-    finished_at = coalesce(r.finished_at, now()), phase = 'done',
-    error = coalesce(r.error, 'interrupted') || '; abandoned: unfinished for over '
-            || $1::interval::text
-WHERE r.phase <> 'done' AND r.started_at < now() - $1::interval
-  AND NOT EXISTS (SELECT 1 FROM pg_locks l
-                  WHERE l.locktype = 'advisory' AND l.classid = $2
-                    AND l.objid = hashtext(r.feed)::oid AND l.granted
-                    AND l.pid <> $3)
-RETURNING r.id;
-
--- name: resume_run
-UPDATE zoningsync.runs SET resumed = resumed + 1, status = 'running', error = NULL
-WHERE id = $1;
-
--- name: fail_run
--- A run stopped while planning has nothing to resume: it is done.
-UPDATE zoningsync.runs
-SET status = $2, error = $3, finished_at = now(), seconds = seconds + $4,
-    phase = CASE WHEN phase = 'plan' THEN 'done' ELSE phase END
-WHERE id = $1;
-
--- name: close_run
-UPDATE zoningsync.runs
-SET status = $2, error = $3, finished_at = now(), seconds = seconds + $4, phase = 'done'
-WHERE id = $1;
-
--- name: start_run
--- Before its plan: the mode is set when the plan decides it (save_plan).
-INSERT INTO zoningsync.runs (feed, mode, phase, fingerprint)
-VALUES ($1, NULL, 'plan', $2)
-RETURNING id;
-
--- name: last_success
-SELECT id, mode, high_water_mark, layer_count, oid_set_hash, fingerprint, finished_at,
-       started_at
-FROM zoningsync.runs
-WHERE feed = $1 AND status = 'succeeded' AND mode IS DISTINCT FROM 'rollback'
-ORDER BY id DESC
-LIMIT 1;
-
--- name: runs_since_full
-SELECT count(*)
-FROM zoningsync.runs
-WHERE feed = $1 AND status = 'succeeded' AND mode IS DISTINCT FROM 'rollback'
-  AND id > coalesce((SELECT max(id) FROM zoningsync.runs
-                     WHERE feed = $1 AND status = 'succeeded' AND mode = 'full'), 0);
-
--- name: save_plan
-UPDATE zoningsync.runs
-SET mode = $2, cursor = $3, expected = $4, layer_count = $5, phase = 'fetch'
-WHERE id = $1;
-
--- name: save_cursor
-UPDATE zoningsync.runs SET cursor = $2 WHERE id = $1;
+-- Queries of store/merge.py: a first load's stored pages, duplicates, retirement,
+-- chunk hashes and the per-chunk merge. $1 is the run id and $2 the feed id
+-- wherever both appear.
 
 -- name: add_duplicates
 UPDATE zoningsync.runs
 SET duplicates = duplicates + $2, quarantined = quarantined + $2, fetched = fetched - $3
 WHERE id = $1;
-
--- name: set_phase
-UPDATE zoningsync.runs SET phase = $2 WHERE id = $1;
-
--- name: staged_page_ids
-SELECT page_id FROM zoningsync.staged_pages WHERE run_id = $1;
-
--- name: record_page
-INSERT INTO zoningsync.staged_pages (run_id, page_id, records, premerged)
-VALUES ($1, $2, $3, $4);
-
--- name: pages_to_premerge
-SELECT page_id FROM zoningsync.staged_pages WHERE run_id = $1 AND NOT premerged;
 
 -- name: feed_has_features
 SELECT EXISTS (SELECT 1 FROM zoningsync.features WHERE feed = $1);
@@ -136,51 +41,6 @@ WITH inserted AS (
 )
 UPDATE zoningsync.runs SET inserted = inserted + (SELECT count(*) FROM history)
 WHERE id = $1;
-
--- name: stage_stored_rows
--- A first-load page that stage_page stored in features by COPY: its thin staged
--- rows ($4 keys, $5 object ids) and its history, read back from features.
-WITH thin AS (
-    INSERT INTO zoningsync.staged_rows
-        (run_id, page_id, source_oid, source_key, chunk, source_edited_at, row_hash)
-    SELECT $1, $3, u.oid, f.source_key, f.h3, f.source_edited_at, f.row_hash
-    FROM unnest($4::text[], $5::bigint[]) AS u(key, oid)
-    JOIN zoningsync.features f ON f.feed = $2 AND f.source_key = u.key
-    RETURNING source_key, row_hash
-)
-INSERT INTO zoningsync.feature_history (run_id, op, feed, source_key, new_row_hash)
-SELECT $1, 'insert', $2, source_key, row_hash FROM thin;
-
--- name: add_page_stats
-UPDATE zoningsync.runs
-SET fetched = fetched + $2, quarantined = quarantined + $3, repaired = repaired + $4,
-    requests = requests + $5, retries = retries + $6, bytes = bytes + $7,
-    inserted = inserted + $8
-WHERE id = $1;
-
--- name: add_fetch_stats
-UPDATE zoningsync.runs
-SET requests = requests + $2, retries = retries + $3, bytes = bytes + $4
-WHERE id = $1;
-
--- name: staged_oids_missing
-SELECT oid FROM unnest($2::bigint[]) AS u(oid)
-EXCEPT
-SELECT source_oid FROM zoningsync.staged_rows WHERE run_id = $1 AND source_oid IS NOT NULL
-EXCEPT
-SELECT source_oid FROM zoningsync.quarantine WHERE run_id = $1 AND source_oid IS NOT NULL;
-
--- name: analyze_staging
--- Staging tables are filled and emptied by every run, faster than autovacuum
--- samples them: without fresh statistics the planner took a run's rows for one
--- and joined them in nested loops (1,101 rows: 1.2M comparisons, 230 ms).
--- The plans need row counts, the run's share of the rows and whether keys
--- repeat: a sample of 3,000 rows tells them as well as the default 30,000, and
--- takes 14 ms instead of 75-120 ms of a 100k first load, which waits for it.
--- In a transaction, for SET LOCAL.
-SET LOCAL default_statistics_target = 10;
-ANALYZE zoningsync.staged_rows (run_id, page_id, source_oid, source_key, chunk),
-        zoningsync.staged_keys;
 
 -- name: drop_refetched_rows
 WITH doubles AS (
@@ -242,17 +102,11 @@ WITH gone AS (
 UPDATE zoningsync.runs SET inserted = inserted - (SELECT count(*) FROM gone)
 WHERE id = $1;
 
--- name: count_staged
-SELECT count(*) FROM zoningsync.staged_rows WHERE run_id = $1;
-
 -- name: count_retiring
 SELECT count(*) FROM zoningsync.retiring WHERE run_id = $1;
 
 -- name: count_feed_features
 SELECT count(*) FROM zoningsync.features WHERE feed = $1;
-
--- name: clear_retiring
-DELETE FROM zoningsync.retiring WHERE run_id = $1;
 
 -- name: retire_absent_from_staging
 INSERT INTO zoningsync.retiring (run_id, source_key)
@@ -487,66 +341,6 @@ WHERE id = $1;
 
 -- name: set_chunks_total
 UPDATE zoningsync.runs SET chunks_total = greatest(chunks_total, $2) WHERE id = $1;
-
--- name: staged_high_water_mark
-SELECT max(source_edited_at) FROM zoningsync.staged_rows WHERE run_id = $1;
-
--- name: finish_run
-UPDATE zoningsync.runs
-SET status = $2, error = $3, finished_at = now(), phase = 'done',
-    high_water_mark = $4, oid_set_hash = $5, seconds = seconds + $6,
-    unchanged = greatest(0, $7 - inserted - updated),
-    chunks_skipped = greatest(0, chunks_total - chunks_written),
-    warnings = $8
-WHERE id = $1;
-
--- name: clear_staged_rows
-DELETE FROM zoningsync.staged_rows WHERE run_id = $1;
-
--- name: other_runs_staged
-SELECT EXISTS (SELECT 1 FROM zoningsync.staged_rows WHERE run_id <> $1)
-    OR EXISTS (SELECT 1 FROM zoningsync.staged_pages WHERE run_id <> $1)
-    OR EXISTS (SELECT 1 FROM zoningsync.staged_keys WHERE run_id <> $1)
-    OR EXISTS (SELECT 1 FROM zoningsync.retiring WHERE run_id <> $1);
-
--- name: lock_staging
-LOCK TABLE zoningsync.staged_rows, zoningsync.staged_pages, zoningsync.staged_keys,
-    zoningsync.retiring IN ACCESS EXCLUSIVE MODE NOWAIT;
-
--- name: truncate_staging
-TRUNCATE zoningsync.staged_rows, zoningsync.staged_pages, zoningsync.staged_keys,
-    zoningsync.retiring;
-
--- name: clear_staged_pages
-DELETE FROM zoningsync.staged_pages WHERE run_id = $1;
-
--- name: clear_staged_keys
-DELETE FROM zoningsync.staged_keys WHERE run_id = $1;
-
--- name: run_by_id
-SELECT * FROM zoningsync.runs WHERE id = $1;
-
--- name: list_runs
-SELECT * FROM zoningsync.runs
-WHERE ($1::text IS NULL OR feed = $1)
-ORDER BY id DESC
-LIMIT $2;
-
--- name: list_quarantine
--- Without $2 (--all): records nobody resolved, of each feed's latest finished
--- run (a rollback reads nothing: the run before it), and the documents still
--- quarantined, whichever run quarantined their unchanged content.
-SELECT q.id, q.feed, q.run_id, q.source_key, q.source_oid, q.reason, q.detail, q.raw,
-       q.created_at, q.resolved_by
-FROM zoningsync.quarantine q
-WHERE ($1::text IS NULL OR q.feed = $1)
-  AND ($2::boolean OR q.resolved_by IS NULL AND (
-       q.run_id = (SELECT max(r.id) FROM zoningsync.runs r
-                   WHERE r.feed = q.feed AND r.status <> 'running'
-                     AND r.mode IS DISTINCT FROM 'rollback')
-       OR EXISTS (SELECT 1 FROM zoningsync.documents d WHERE d.quarantine_id = q.id)))
-ORDER BY q.id
-LIMIT $3;
 
 -- name: retire_deleted_oids
 -- extractChanges deletes ($3 object ids) retire the stored keys those ids
