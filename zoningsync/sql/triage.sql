@@ -1,38 +1,4 @@
--- Queries of the admin commands: pause and resume, the audit log, quarantine
--- triage. The rollback's own queries are in rollback.sql.
-
--- name: feeds_of_target
--- $1 is a feed id (jurisdiction/feed) or a jurisdiction id.
-SELECT id, paused, paused_reason FROM zoningsync.feeds
-WHERE id = $1 OR jurisdiction = $1
-ORDER BY id;
-
--- name: pause_feeds
-UPDATE zoningsync.feeds
-SET paused = true, paused_reason = $2, paused_at = now(), updated_at = now()
-WHERE id = ANY($1::text[]);
-
--- name: resume_feeds
-UPDATE zoningsync.feeds
-SET paused = false, paused_reason = NULL, paused_at = NULL, updated_at = now()
-WHERE id = ANY($1::text[]);
-
--- name: notify_control
-SELECT pg_notify('zoningsync_control', $1);
-
--- name: record_action
-INSERT INTO zoningsync.admin_actions
-    (action, target, reason, outcome, detail, os_user, hostname, run_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id;
-
--- name: list_actions
-SELECT id, at, action, target, reason, outcome, detail, os_user, hostname,
-       host(client_addr) AS client_addr, db_user, run_id
-FROM zoningsync.admin_actions
-WHERE ($1::text IS NULL OR target = $1)
-ORDER BY id DESC
-LIMIT $2;
+-- Queries of store/triage.py: quarantine triage (show, resolve, retry).
 
 -- name: quarantine_row
 SELECT q.id, q.feed, q.run_id, q.source_key, q.source_oid, q.reason, q.detail, q.raw,
