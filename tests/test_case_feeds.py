@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 
 from tests.test_sync import settings_for
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.config import FeedConfig, load_source_file
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.sync import sync_feeds
 
 EXAMPLE = Path(__file__).parent.parent / "sources" / "examples" / "demo-cases.toml.example"
 

@@ -56,12 +56,12 @@ def connection_help(url: str) -> str:
 
 
 async def run_demo(settings: Settings, parcels: int) -> tuple[str, list[dict[str, Any]]]:
-    from zoningsync.commands.sync import sync_feeds
     from zoningsync.config import load_source_file
     from zoningsync.database import ready_database
     from zoningsync.errors import SourceConfigError
     from zoningsync.portal.county import County
     from zoningsync.portal.server import run_portal
+    from zoningsync.services.sync import sync_feeds
 
     source = settings.sources / DEMO_SOURCE
     if not source.exists():
