@@ -20,6 +20,7 @@ import structlog
 
 from zoningsync.config import Jurisdiction, SourceSet, load_sources
 from zoningsync.daemon.control import listen_for_control
+from zoningsync.daemon.hooks import HookRequests, serve_webhooks
 from zoningsync.daemon.lifecycle import Lifecycle, abort
 from zoningsync.daemon.notify import Notifier, ping_watchdog, watchdog_interval_s
 from zoningsync.daemon.scheduler import Scheduler
@@ -45,6 +46,7 @@ class DaemonOptions:
     metrics: tuple[str, int] | None
     node: str
     shutdown_grace_s: float
+    webhooks: tuple[str, int] | None = None
 
 
 def log_source_errors(sources: SourceSet) -> None:
@@ -73,17 +75,23 @@ async def run_daemon(settings: Settings, options: DaemonOptions) -> int:
     try:
         async with sync_runtime(
                 url, pool_size=options.max_concurrent * SESSIONS_PER_RUN + 2) as runtime:
+            hooks = (HookRequests(runtime.pool, options.webhooks)
+                     if options.webhooks is not None else None)
             scheduler = Scheduler(db_url=url, pool=runtime.pool, fetcher=runtime.fetcher,
                                   executor=runtime.executor, node=node,
                                   max_concurrent=options.max_concurrent,
-                                  lifecycle=lifecycle)
+                                  lifecycle=lifecycle, watcher=hooks)
             await scheduler.use_sources(sources.jurisdictions)
+            if hooks is not None:
+                hooks.use_feeds(scheduler.feeds.values())
             jurisdictions = sources.jurisdictions
             probe = LoopLagProbe()
             supervisor = Supervisor(lifecycle)
             with lifecycle.signals(asyncio.get_running_loop()):
                 await _start_side_tasks(supervisor, scheduler, probe, runtime.pool, notifier,
                                         url, options)
+                if hooks is not None:
+                    await _start_receiver(supervisor, hooks)
                 log.info("daemon ready", node=node, feeds=len(scheduler.feeds),
                          max_concurrent=options.max_concurrent)
                 notifier.ready(scheduler.status_line())
@@ -92,6 +100,8 @@ async def run_daemon(settings: Settings, options: DaemonOptions) -> int:
                     if lifecycle.reload.is_set() and not lifecycle.stop.is_set():
                         lifecycle.reload.clear()
                         jurisdictions = await _reload(scheduler, jurisdictions, options)
+                        if hooks is not None:
+                            hooks.use_feeds(scheduler.feeds.values())
                     notifier.status(scheduler.status_line())
                 return await _shutdown(supervisor, scheduler, notifier, lifecycle,
                                        options)
@@ -119,6 +129,18 @@ async def _start_side_tasks(supervisor: Supervisor, scheduler: Scheduler,
         if task.done():
             await supervisor.stop_all()
             task.result()
+
+
+async def _start_receiver(supervisor: Supervisor, hooks: HookRequests) -> None:
+    """The webhook receiver and its request task; listening before this returns."""
+    listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    supervisor.start("webhook-requests", hooks.run())
+    task = supervisor.start("webhook-receiver",
+                            serve_webhooks(*hooks.address, hooks.app(), listening))
+    await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        await supervisor.stop_all()
+        task.result()
 
 
 async def _watch(supervisor: Supervisor, lifecycle: Lifecycle) -> None:
