@@ -8,9 +8,9 @@ from typing import Any
 import asyncpg
 
 from tests.test_sync import settings_for
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.config import FeedConfig, load_source_file
 from zoningsync.portal.server import RunningPortal
+from zoningsync.services.sync import sync_feeds
 
 EXAMPLE = Path(__file__).parent.parent / "sources" / "examples" / "demo-cases.toml.example"
 PORT_IN_EXAMPLE = "http://127.0.0.1:8765"

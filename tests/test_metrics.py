@@ -28,11 +28,11 @@ from tests.portal_helpers import feed_config
 from tests.test_sync import settings_for
 from zoningsync import metrics
 from zoningsync.breaker import CircuitBreaker
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.http import Fetcher, FetchStats, HostLimits, RetryPolicy
 from zoningsync.observability import LoopLagProbe
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.sync import sync_feeds
 from zoningsync.store.connect import create_pool
 
 PARCELS = 300

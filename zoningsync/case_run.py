@@ -26,12 +26,10 @@ from zoningsync.feed_run import FeedRun
 from zoningsync.producers.cases import case_producer
 from zoningsync.producers.cases.port import CaseDocument, Remembered, combine
 from zoningsync.retire_guard import retire_guard
-from zoningsync.sql import queries
 from zoningsync.store import cases as case_store
-from zoningsync.store import runs
+from zoningsync.store import feeds, runs
 from zoningsync.store.connect import Conn
 
-SQL = queries("store.sql")
 log = structlog.get_logger(__name__)
 
 
@@ -125,7 +123,7 @@ class CaseRun(FeedRun[CaseCursor]):
             cursor.notes.append(producer.incomplete_because
                                 or "the read was not complete: no case was retired")
         await runs.save_cursor(conn, run_id, cursor.to_json())
-        await conn.execute(SQL["set_phase"], run_id, "merge")
+        await runs.set_phase(conn, run_id, "merge")
         self.phase = "merge"
 
     async def _remember(self, conn: Conn, run_id: int, document: CaseDocument,
@@ -174,12 +172,12 @@ class CaseRun(FeedRun[CaseCursor]):
         staged = await case_store.count_staged_cases(conn, run_id)
         requests, retries, received = self.delta.take()
         async with conn.transaction():
-            await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
+            await runs.add_fetch_stats(conn, run_id, requests, retries, received)
             await case_store.set_cases_fetched(conn, run_id, staged)
             mark = cursor.high_water_mark
             await runs.finish_run(conn, run_id, oid_set_hash="",
                                   high_water_mark=datetime.fromisoformat(mark) if mark else None,
                                   seconds=self._elapsed(), staged=staged,
                                   warnings=cursor.notes)
-            await conn.execute(SQL["mark_feed_success"], self.feed.full_id, run_id)
+            await feeds.mark_success(conn, self.feed.full_id, run_id)
             await case_store.clear_case_staging(conn, run_id, self.feed.full_id)

@@ -17,12 +17,11 @@ from urllib.parse import urlsplit
 import click
 
 from zoningsync.settings import Settings
-from zoningsync.sql import queries
+from zoningsync.store.planner import pending_cases_on_parcels, pending_cases_query
 
 if TYPE_CHECKING:
     from zoningsync.config import FeedConfig
 
-SQL = queries("demo.sql")
 
 DEMO_SOURCE = "demo-county.toml"
 DEMO_PARCELS = 20_000
@@ -53,7 +52,7 @@ def on_portal(feed: FeedConfig, base_url: str) -> FeedConfig:
 
 def planner_query_text() -> str:
     """The demo's planner query as a planner would type it (parameters filled in)."""
-    lines = [line for line in SQL["pending_cases_on_parcels"].splitlines()
+    lines = [line for line in pending_cases_query().splitlines()
              if not line.startswith("--")]
     return ("\n".join(lines).replace("$1", f"'{DEMO_JURISDICTION}'")
             .replace("$2", str(PLANNER_QUERY_ROWS)))
@@ -87,12 +86,12 @@ def connection_help(url: str) -> str:
 async def run_demo(settings: Settings, parcels: int
                    ) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
     """Both rounds of syncs; the database URL, the run summaries and the planner's rows."""
-    from zoningsync.commands.sync import sync_feeds
     from zoningsync.config import load_source_file
     from zoningsync.database import ready_database
     from zoningsync.errors import SourceConfigError
     from zoningsync.portal.county import County
     from zoningsync.portal.server import run_portal
+    from zoningsync.services.sync import sync_feeds
     from zoningsync.store.connect import connection
 
     source = settings.sources / DEMO_SOURCE
@@ -120,9 +119,8 @@ async def run_demo(settings: Settings, parcels: int
         summaries += await sync_feeds(
             settings, [f for f in feeds if f.kind in ("parcels", "cases")], full=False)
     async with connection(url) as conn:
-        rows = await conn.fetch(SQL["pending_cases_on_parcels"], DEMO_JURISDICTION,
-                                PLANNER_QUERY_ROWS)
-    return url, summaries, [dict(r) for r in rows]
+        rows = await pending_cases_on_parcels(conn, DEMO_JURISDICTION, PLANNER_QUERY_ROWS)
+    return url, summaries, rows
 
 
 @click.command()

@@ -11,7 +11,6 @@ period ran out (then as after `kill -9`: every interrupted run resumes).
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +27,12 @@ from zoningsync.daemon.scheduler import Scheduler
 from zoningsync.daemon.supervisor import Supervisor
 from zoningsync.database import ready_database
 from zoningsync.errors import ZoningsyncError, describe_failure
-from zoningsync.http import Fetcher
 from zoningsync.metrics import database_health
 from zoningsync.observability import LoopLagProbe
 from zoningsync.redact import redact
+from zoningsync.services.runtime import SESSIONS_PER_RUN, sync_runtime
 from zoningsync.settings import Settings
-from zoningsync.store.connect import create_pool
 from zoningsync.store.lease import use_node_name
-from zoningsync.sync import PREPARE_WORKERS
 
 log = structlog.get_logger(__name__)
 
@@ -75,44 +72,41 @@ async def run_daemon(settings: Settings, options: DaemonOptions) -> int:
     log_source_errors(sources)
     lifecycle = Lifecycle()
     notifier = Notifier()
-    pool = await create_pool(url, max_size=options.max_concurrent * (PREPARE_WORKERS + 2) + 2)
     try:
-        with ThreadPoolExecutor(max_workers=PREPARE_WORKERS,
-                                thread_name_prefix="zoningsync-prepare") as executor:
-            async with Fetcher(decode_executor=executor) as fetcher:
-                hooks = (HookRequests(pool, options.webhooks)
-                         if options.webhooks is not None else None)
-                scheduler = Scheduler(db_url=url, pool=pool, fetcher=fetcher,
-                                      executor=executor, node=node,
-                                      max_concurrent=options.max_concurrent,
-                                      lifecycle=lifecycle, watcher=hooks)
-                await scheduler.use_sources(sources.jurisdictions)
+        async with sync_runtime(
+                url, pool_size=options.max_concurrent * SESSIONS_PER_RUN + 2) as runtime:
+            hooks = (HookRequests(runtime.pool, options.webhooks)
+                     if options.webhooks is not None else None)
+            scheduler = Scheduler(db_url=url, pool=runtime.pool, fetcher=runtime.fetcher,
+                                  executor=runtime.executor, node=node,
+                                  max_concurrent=options.max_concurrent,
+                                  lifecycle=lifecycle, watcher=hooks)
+            await scheduler.use_sources(sources.jurisdictions)
+            if hooks is not None:
+                hooks.use_feeds(scheduler.feeds.values())
+            jurisdictions = sources.jurisdictions
+            probe = LoopLagProbe()
+            supervisor = Supervisor(lifecycle)
+            with lifecycle.signals(asyncio.get_running_loop()):
+                await _start_side_tasks(supervisor, scheduler, probe, runtime.pool, notifier,
+                                        url, options)
                 if hooks is not None:
-                    hooks.use_feeds(scheduler.feeds.values())
-                jurisdictions = sources.jurisdictions
-                probe = LoopLagProbe()
-                supervisor = Supervisor(lifecycle)
-                with lifecycle.signals(asyncio.get_running_loop()):
-                    await _start_side_tasks(supervisor, scheduler, probe, pool, notifier, url,
-                                            options)
-                    if hooks is not None:
-                        await _start_receiver(supervisor, hooks)
-                    log.info("daemon ready", node=node, feeds=len(scheduler.feeds),
-                             max_concurrent=options.max_concurrent)
-                    notifier.ready(scheduler.status_line())
-                    while not lifecycle.stop.is_set():
-                        await _watch(supervisor, lifecycle)
-                        if lifecycle.reload.is_set() and not lifecycle.stop.is_set():
-                            lifecycle.reload.clear()
-                            jurisdictions = await _reload(scheduler, jurisdictions, options)
-                            if hooks is not None:
-                                hooks.use_feeds(scheduler.feeds.values())
-                        notifier.status(scheduler.status_line())
-                    return await _shutdown(supervisor, scheduler, notifier, lifecycle,
-                                           options)
+                    await _start_receiver(supervisor, hooks)
+                log.info("daemon ready", node=node, feeds=len(scheduler.feeds),
+                         max_concurrent=options.max_concurrent)
+                notifier.ready(scheduler.status_line())
+                while not lifecycle.stop.is_set():
+                    await _watch(supervisor, lifecycle)
+                    if lifecycle.reload.is_set() and not lifecycle.stop.is_set():
+                        lifecycle.reload.clear()
+                        jurisdictions = await _reload(scheduler, jurisdictions, options)
+                        if hooks is not None:
+                            hooks.use_feeds(scheduler.feeds.values())
+                    notifier.status(scheduler.status_line())
+                return await _shutdown(supervisor, scheduler, notifier, lifecycle,
+                                       options)
     finally:
         notifier.close()
-        await pool.close()
 
 
 async def _start_side_tasks(supervisor: Supervisor, scheduler: Scheduler,

@@ -1,4 +1,4 @@
--- Queries of zoningsync.commands.demo: what the demo shows a planner.
+-- Queries of zoningsync.store.planner: what the demo shows a planner.
 
 -- name: pending_cases_on_parcels
 -- Pending rezoning cases with the parcels they cover and those parcels' zoning
