@@ -68,7 +68,7 @@ async def sync_cases(db: asyncpg.Connection, cases: Sequence[CaseRecord], *,
     run_id = await new_run(db)
     await stage_cases(db, run_id, cases)
     counts = await merge_cases(db, run_id, CASES_FEED, JURISDICTION, complete=complete)
-    await clear_case_staging(db, run_id)
+    await clear_case_staging(db, run_id, CASES_FEED)
     return run_id, counts
 
 
@@ -261,9 +261,19 @@ async def test_clearing_a_runs_staging_leaves_other_runs_staged(db: asyncpg.Conn
     first, second = await new_run(db), await new_run(db)
     await stage_cases(db, first, [PENDING])
     await stage_cases(db, second, [PENDING, OTHER])
-    await clear_case_staging(db, first)
+    await clear_case_staging(db, first, CASES_FEED)
     assert await count(db, "staged_cases", f"run_id = {first}") == 0
     assert await count(db, "staged_cases", f"run_id = {second}") == 2
+
+
+async def test_clearing_a_runs_staging_drops_what_closed_runs_of_the_feed_left(
+        db: asyncpg.Connection) -> None:
+    held, current = await new_run(db), await new_run(db)
+    await stage_cases(db, held, [PENDING])
+    await db.execute("UPDATE zoningsync.runs SET status = 'held', phase = 'done' WHERE id = $1",
+                     held)
+    await clear_case_staging(db, current, CASES_FEED)
+    assert await count(db, "staged_cases") == 0
 
 
 # -- planner views -------------------------------------------------------------------

@@ -14,9 +14,9 @@ import pytest
 from tests.portal_helpers import feed_config
 from tests.test_cli_sync import zoningsync
 from tests.test_sync import PARCELS, count, settings_for
-from zoningsync.commands.sync import exit_code_of, sync_feeds
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.sync import exit_code_of, sync_feeds
 from zoningsync.store.lease import feed_lease
 
 HOLDER = f"zoningsync {socket.gethostname()}:{os.getpid()}"

@@ -12,10 +12,10 @@ import pytest
 
 from tests.portal_helpers import feed_config
 from tests.test_sync import PARCELS, count, run, settings_for
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.fingerprint import plan_fingerprint
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.sync import sync_feeds
 
 REMAPPED = 'parcel_id = "PIN"\nzoning_code = "CITY"\nzoning_desc = "ZONE_DESC"'
 # What a planner sees of a feed's parcels, as one digest.

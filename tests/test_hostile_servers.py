@@ -29,7 +29,6 @@ from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
 from tests.portal_helpers import feed_config
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.config import FeedConfig
 from zoningsync.errors import FetchError, TokenRejected, UpstreamRefused
 from zoningsync.geometry import read_shapes
@@ -45,6 +44,7 @@ from zoningsync.producers.arcgis.producer import (
     ArcgisProducer,
 )
 from zoningsync.records import FetchedPage, QuarantineReason, RawJson
+from zoningsync.services.sync import sync_feeds
 from zoningsync.settings import Settings
 from zoningsync.store.staging import quarantine_records
 

@@ -14,12 +14,12 @@ import pytest
 from tests.portal_helpers import feed_config
 from tests.test_cli_sync import zoningsync
 from tests.test_sync import PARCELS, count, run, settings_for, table_state
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.config import FeedConfig
 from zoningsync.errors import SourceConfigError
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
 from zoningsync.retire_guard import retire_guard
+from zoningsync.services.sync import sync_feeds
 
 
 @pytest.fixture

@@ -23,16 +23,16 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.case_helpers import example_feed
 from tests.portal_helpers import feed_config
-from tests.test_case_feeds import case_feed
 from tests.test_sync import settings_for
 from zoningsync import metrics
 from zoningsync.breaker import CircuitBreaker
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.http import Fetcher, FetchStats, HostLimits, RetryPolicy
 from zoningsync.observability import LoopLagProbe
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.sync import sync_feeds
 from zoningsync.store.connect import create_pool
 
 PARCELS = 300
@@ -231,7 +231,7 @@ async def test_a_failed_run_and_its_resume_count_each_write_once(
 
 async def test_a_case_feeds_run_counts_its_cases_written(
         db_url: str, tmp_path: Path, portal: RunningPortal) -> None:
-    feed = case_feed(tmp_path, portal, "cases-html")
+    feed = example_feed(tmp_path, portal, "cases-html")
     before = scrape()
     [summary] = await sync_feeds(settings_for(db_url, tmp_path), [feed], full=False,
                                  interactive=False)

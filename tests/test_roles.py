@@ -121,7 +121,7 @@ async def test_writer_role_can_stage_merge_and_record_cases(db: asyncpg.Connecti
     await save_document(db, "j/c", "http://127.0.0.1/a.pdf", run_id=run_id, etag=None,
                         last_modified=None, sha256="0" * 64, size=1, content_type=None,
                         cases=(), quarantine=("no_match", "no case table"))
-    await clear_case_staging(db, run_id)
+    await clear_case_staging(db, run_id, "j/c")
     assert counts.inserted == 1
     assert await db.fetch("SELECT * FROM zoningsync.rezoning_cases") != []
 

@@ -18,10 +18,10 @@ import pytest
 
 from tests.portal_helpers import feed_config
 from tests.test_case_store import CASES_FEED, OTHER, PENDING, sync_cases
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.config import FeedConfig
 from zoningsync.portal.county import DAY_MS, PUBLISH_CLOCK_MS, ZONES, County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.sync import sync_feeds
 from zoningsync.settings import Settings
 from zoningsync.store.rollback import RollbackRefused, rollback
 

@@ -19,10 +19,10 @@ from aiohttp import web
 
 from tests.portal_helpers import feed_config
 from tests.test_sync import PARCELS, settings_for
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.errors import describe_failure
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.sync import sync_feeds
 
 SECRET = "s3cr3t-token-value"
 WEIRD_IDS = {"objectIds": ["7", f"token={SECRET}"]}

@@ -12,10 +12,10 @@ import asyncpg
 import pytest
 
 from tests.portal_helpers import feed_config
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.config import FeedConfig
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.sync import sync_feeds
 from zoningsync.settings import Settings
 from zoningsync.store.lease import LEASE_NAMESPACE
 

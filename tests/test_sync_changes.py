@@ -18,11 +18,11 @@ import pytest
 
 from tests.portal_helpers import feed_config
 from tests.test_sync import count, run, settings_for
-from zoningsync.commands.sync import sync_feeds
 from zoningsync.config import FeedConfig
 from zoningsync.portal.changes import GEN_BASE
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.sync import sync_feeds
 
 PARCELS = 1500
 

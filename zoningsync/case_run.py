@@ -16,6 +16,7 @@ reads again: its documents answer 304 and carry their cases forward.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -25,12 +26,10 @@ from zoningsync.feed_run import FeedRun
 from zoningsync.producers.cases import case_producer
 from zoningsync.producers.cases.port import CaseDocument, Remembered, combine
 from zoningsync.retire_guard import retire_guard
-from zoningsync.sql import queries
 from zoningsync.store import cases as case_store
-from zoningsync.store import runs
+from zoningsync.store import feeds, runs
 from zoningsync.store.connect import Conn
 
-SQL = queries("store.sql")
 log = structlog.get_logger(__name__)
 
 
@@ -43,16 +42,19 @@ class CaseCursor:
     notes: list[str] = field(default_factory=list)
     complete: bool = False
     mass_retire_allowed: bool = False
+    high_water_mark: str | None = None  # where the next incremental read starts
 
     def to_json(self) -> dict[str, Any]:
         return {"mode": self.mode, "since": self.since, "notes": self.notes,
-                "complete": self.complete, "mass_retire_allowed": self.mass_retire_allowed}
+                "complete": self.complete, "mass_retire_allowed": self.mass_retire_allowed,
+                "high_water_mark": self.high_water_mark}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CaseCursor:
         return cls(mode=data["mode"], since=data.get("since"), notes=list(data.get("notes", [])),
                    complete=bool(data.get("complete", False)),
-                   mass_retire_allowed=bool(data.get("mass_retire_allowed", False)))
+                   mass_retire_allowed=bool(data.get("mass_retire_allowed", False)),
+                   high_water_mark=data.get("high_water_mark"))
 
 
 class StoredDocuments:
@@ -84,12 +86,14 @@ class CaseRun(FeedRun[CaseCursor]):
 
     async def _plan(self, conn: Conn, run_id: int, *, force_full: bool) -> CaseCursor:
         last = await runs.last_success(conn, self.feed.full_id)
+        # Matters modified after the newest one the last success saw, on the server's
+        # clock; a success that saw no modification date starts from its own start.
+        mark = (last.high_water_mark or last.started_at) if last is not None else None
         incremental = (self.feed.type == "legistar" and not force_full
                        and not self.settings_changed and last is not None
-                       and last.fingerprint == self.fingerprint and last.started_at is not None)
+                       and last.fingerprint == self.fingerprint and mark is not None)
         cursor = CaseCursor(mode="incremental" if incremental else "full",
-                            since=last.started_at.isoformat()
-                            if incremental and last is not None and last.started_at else None)
+                            since=mark.isoformat() if incremental and mark else None)
         await runs.save_plan(conn, run_id, mode=cursor.mode, cursor=cursor.to_json(),
                              expected=None, layer_count=None)
         self.phase = "fetch"
@@ -97,7 +101,8 @@ class CaseRun(FeedRun[CaseCursor]):
         return cursor
 
     async def _fetch(self, conn: Conn, run_id: int, cursor: CaseCursor) -> None:
-        await case_store.clear_case_staging(conn, run_id)  # a resumed run reads again
+        # A resumed run reads again; a held or cancelled run's cases go too.
+        await case_store.clear_case_staging(conn, run_id, self.feed.full_id)
         producer = case_producer(self.feed, self.fetcher, self.stats,
                                  StoredDocuments(conn, self.feed.full_id))
         found: dict[str, CaseRecord] = {}
@@ -112,8 +117,13 @@ class CaseRun(FeedRun[CaseCursor]):
         self.pause_point()  # a resumed case run reads again (its documents answer 304)
         await case_store.stage_cases(conn, run_id, list(found.values()))
         cursor.complete = producer.complete
+        if producer.high_water_mark is not None:
+            cursor.high_water_mark = producer.high_water_mark.isoformat()
+        if not producer.complete:
+            cursor.notes.append(producer.incomplete_because
+                                or "the read was not complete: no case was retired")
         await runs.save_cursor(conn, run_id, cursor.to_json())
-        await conn.execute(SQL["set_phase"], run_id, "merge")
+        await runs.set_phase(conn, run_id, "merge")
         self.phase = "merge"
 
     async def _remember(self, conn: Conn, run_id: int, document: CaseDocument,
@@ -145,6 +155,7 @@ class CaseRun(FeedRun[CaseCursor]):
                                what="cases")
         if problem is not None and not cursor.mass_retire_allowed:
             if not allow_mass_retire:
+                await case_store.clear_case_staging(conn, run_id, self.feed.full_id)
                 return (f"held, nothing written: {problem}. If the portal is mid-publish, "
                         "wait: the next sync reads it again. If the cases really went, run "
                         f"`zoningsync sync {self.feed.full_id} --allow-mass-retire`")
@@ -155,18 +166,18 @@ class CaseRun(FeedRun[CaseCursor]):
         counts = await case_store.merge_cases(conn, run_id, self.feed.full_id,
                                               self.feed.jurisdiction, complete=cursor.complete)
         self.reporter.advance(1, counts.inserted + counts.updated + counts.retired)
-        if not cursor.complete:
-            cursor.notes.append("the read was not complete (page cap or incremental read): "
-                                "no case was retired")
         return None
 
     async def _finish(self, conn: Conn, run_id: int, cursor: CaseCursor) -> None:
         staged = await case_store.count_staged_cases(conn, run_id)
         requests, retries, received = self.delta.take()
         async with conn.transaction():
-            await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
-            await runs.finish_run(conn, run_id, high_water_mark=None, oid_set_hash="",
+            await runs.add_fetch_stats(conn, run_id, requests, retries, received)
+            await case_store.set_cases_fetched(conn, run_id, staged)
+            mark = cursor.high_water_mark
+            await runs.finish_run(conn, run_id, oid_set_hash="",
+                                  high_water_mark=datetime.fromisoformat(mark) if mark else None,
                                   seconds=self._elapsed(), staged=staged,
                                   warnings=cursor.notes)
-            await conn.execute(SQL["mark_feed_success"], self.feed.full_id, run_id)
-            await case_store.clear_case_staging(conn, run_id)
+            await feeds.mark_success(conn, self.feed.full_id, run_id)
+            await case_store.clear_case_staging(conn, run_id, self.feed.full_id)

@@ -31,7 +31,6 @@ from zoningsync.fingerprint import plan_fingerprint
 from zoningsync.http import Fetcher, FetchStats
 from zoningsync.progress import Reporter
 from zoningsync.run_metrics import RunObserver
-from zoningsync.sql import queries
 from zoningsync.store import runs, staging
 from zoningsync.store.connect import Conn
 from zoningsync.store.feeds import (
@@ -44,7 +43,6 @@ from zoningsync.store.feeds import (
 from zoningsync.store.lease import feed_lease
 from zoningsync.store.pause_watch import PauseWatch
 
-SQL = queries("store.sql")
 log = structlog.get_logger(__name__)
 
 SETTINGS_CHANGED = ("the feed's settings that shape its rows changed since this run was "
@@ -247,13 +245,13 @@ class FeedRun(ABC, Generic[CursorT]):
 
     async def _stop(self, conn: Conn, run_id: int, status: str, error: str) -> None:
         requests, retries, received = self.delta.take()
-        await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
+        await runs.add_fetch_stats(conn, run_id, requests, retries, received)
         await runs.fail_run(conn, run_id, status, error, self._elapsed())
 
     async def _hold(self, conn: Conn, run_id: int, reason: str) -> None:
         """End a held run: nothing merged, its staging dropped, the feed's success unchanged."""
         requests, retries, received = self.delta.take()
-        await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
+        await runs.add_fetch_stats(conn, run_id, requests, retries, received)
         await runs.close_run(conn, run_id, "held", reason, self._elapsed())
         log.warning("run held", feed=self.feed.full_id, run=run_id, reason=reason)
 

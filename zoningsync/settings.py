@@ -37,6 +37,11 @@ KEYS: dict[str, str] = {
     "cluster_user": "OS user that runs the embedded cluster when zoningsync runs as root",
     "log_level": "one of debug, info, warning, error",
 }
+# The [webhooks] table: its keys, described likewise.
+WEBHOOKS_KEYS: dict[str, str] = {
+    "listen": "host:port of the webhook receiver, such as 127.0.0.1:9465, or off",
+}
+WEBHOOKS_ENV = "ZONINGSYNC_WEBHOOKS"
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,9 @@ class Settings:
     cluster_user: str
     log_level: str
     config_file: Path | None
+    # The receiver's address text as given (parsed by `run`), and where it was given.
+    webhooks_listen: str | None = None
+    webhooks_origin: str = "default"
 
 
 def env_var(key: str) -> str:
@@ -85,15 +93,33 @@ def _read_config_file(path: Path, explicit: bool) -> dict[str, Any]:
                             f"plain string values ({', '.join(KEYS)})") from None
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read settings file ({exc.strerror})") from None
-    unknown = sorted(set(data) - set(KEYS))
+    unknown = sorted(set(data) - set(KEYS) - {"webhooks"})
     if unknown:
         raise SettingsError(
-            f"{path}: unknown key '{unknown[0]}'; valid keys are {', '.join(KEYS)}"
+            f"{path}: unknown key '{unknown[0]}'; valid keys are {', '.join(KEYS)} "
+            "and the [webhooks] table"
         )
+    if "webhooks" in data:
+        data = {**data, "webhooks": _webhooks_table(path, data["webhooks"])}
     for key, value in data.items():
-        if not isinstance(value, str):
+        if key != "webhooks" and not isinstance(value, str):
             raise SettingsError(f"{path}: key '{key}' must be a string ({KEYS[key]})")
     return data
+
+
+def _webhooks_table(path: Path, table: object) -> dict[str, str]:
+    """`[webhooks]`: a table of string keys, each one of WEBHOOKS_KEYS."""
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: key 'webhooks' must be a table: [webhooks] then "
+                            f"listen = \"127.0.0.1:9465\"")
+    for key, value in table.items():
+        if key not in WEBHOOKS_KEYS:
+            raise SettingsError(f"{path}: unknown key 'webhooks.{key}'; valid keys are "
+                                f"{', '.join(WEBHOOKS_KEYS)}")
+        if not isinstance(value, str):
+            raise SettingsError(f"{path}: key 'webhooks.{key}' must be a string "
+                                f"({WEBHOOKS_KEYS[key]})")
+    return table
 
 
 def load_settings(
@@ -144,6 +170,7 @@ def load_settings(
         raise SettingsError(
             f"{origin}: log_level '{log_level}' is invalid; use one of {', '.join(LOG_LEVELS)}"
         )
+    webhooks_listen, webhooks_origin = _webhooks_listen(path, file_values)
     return Settings(
         database_url=database_url,
         state_dir=state_dir,
@@ -151,7 +178,23 @@ def load_settings(
         cluster_user=cluster_user or "zoningsync",
         log_level=level,
         config_file=path if path.exists() else None,
+        webhooks_listen=webhooks_listen,
+        webhooks_origin=webhooks_origin,
     )
+
+
+def _webhooks_listen(path: Path, file_values: dict[str, Any]) -> tuple[str | None, str]:
+    """The receiver's address from the environment, else `[webhooks] listen`; its origin."""
+    if WEBHOOKS_ENV in os.environ:
+        value, origin = os.environ[WEBHOOKS_ENV], WEBHOOKS_ENV
+    elif "listen" in file_values.get("webhooks", {}):
+        value, origin = file_values["webhooks"]["listen"], f"{path}: [webhooks] listen"
+    else:
+        return None, "default"
+    if len(value) > MAX_VALUE_CHARS or _CONTROL.search(value):
+        raise SettingsError(f"{origin}: the value is not one short line; give host:port "
+                            f"({WEBHOOKS_KEYS['listen']})")
+    return value, origin
 
 
 def _plain(key: str, value: str | None, origin: str) -> tuple[str | None, str]:

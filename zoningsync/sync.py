@@ -43,12 +43,10 @@ from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
 from zoningsync.records import FetchedPage, Kind
 from zoningsync.retire_guard import retire_guard
-from zoningsync.sql import queries
-from zoningsync.store import bulk, changes, merge, runs, staging
+from zoningsync.store import bulk, changes, feeds, merge, runs, staging
 from zoningsync.store.connect import Conn
 from zoningsync.taskgroup import task_group
 
-SQL = queries("store.sql")
 log = structlog.get_logger(__name__)
 
 # Edits are re-read this far before the high-water mark: upstream edit dates are
@@ -220,7 +218,7 @@ class ArcgisRun(FeedRun[RunCursor]):
             retirement=merge.Retirement.ABSENT_FROM_STAGING.value,
             layer_count=layer_count, oid_set_hash=oid_hash,
             previous_mark=previous_mark.isoformat() if previous_mark else None, notes=notes,
-            premerge=not await conn.fetchval(SQL["feed_has_features"], feed.full_id),
+            premerge=not await merge.feed_has_features(conn, feed.full_id),
             server_gen=tracking.server_gen if tracking else None,
         )
 
@@ -302,8 +300,7 @@ class ArcgisRun(FeedRun[RunCursor]):
         plan = FetchPlan.from_json(cursor.plan)
         self.reporter.phase("fetch", len(plan.pages))
         self.reporter.advance(len(done & {p.page_id for p in plan.pages}))
-        backlog = ([r["page_id"] for r in await conn.fetch(SQL["pages_to_premerge"], run_id)]
-                   if cursor.premerge else [])
+        backlog = await staging.pages_to_premerge(conn, run_id) if cursor.premerge else []
         pages = self.producer.pages(plan, done)
         if cursor.changes is not None and cursor.changes["inline"]:
             pages = self._extracted_pages(done)
@@ -318,18 +315,11 @@ class ArcgisRun(FeedRun[RunCursor]):
             await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
             await self._stage_keys(conn, run_id)
+        await staging.analyze_staging(conn)
         async with conn.transaction():
-            await conn.execute(SQL["analyze_staging"])
-        async with conn.transaction():
-            refetched = await conn.fetchval(SQL["drop_refetched_rows"], run_id)
-            duplicates = await conn.fetchval(SQL["quarantine_duplicate_keys"], run_id,
-                                             self.feed.full_id)
-            # Only when needed: a DELETE on features waits for the first load's
-            # index builds, which hold their lock until they finish.
-            if duplicates and cursor.premerge:
-                await conn.execute(SQL["unstore_duplicate_keys"], run_id, self.feed.full_id)
-            await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
-            await conn.execute(SQL["set_phase"], run_id, "merge")
+            await merge.set_aside_duplicates(conn, run_id, self.feed.full_id,
+                                             first_load=cursor.premerge)
+            await runs.set_phase(conn, run_id, "merge")
         self.phase = "merge"
 
     async def _extracted_pages(self, done: set[str]) -> AsyncIterator[FetchedPage]:
@@ -367,7 +357,7 @@ class ArcgisRun(FeedRun[RunCursor]):
         """Build the indexes a first load deferred, then give the planner statistics."""
         async with self.pool.acquire() as conn:
             await bulk.ensure_secondary_indexes(conn)
-            await conn.execute(SQL["analyze_features"])
+            await bulk.analyze_features(conn)
 
     async def _stage_pages(self, run_id: int, pages: AsyncIterator[FetchedPage], *,
                            premerge: bool, backlog: Sequence[str] = ()) -> None:
@@ -423,7 +413,7 @@ class ArcgisRun(FeedRun[RunCursor]):
                          premerge: bool) -> None:
         """Every object the server lists must be staged or quarantined; fetch the gaps once."""
         listed = await self.producer.object_ids(plan.where)
-        missing = [r["oid"] for r in await conn.fetch(SQL["staged_oids_missing"], run_id, listed)]
+        missing = await staging.staged_oids_missing(conn, run_id, listed)
         if not missing:
             return
         log.warning("count shortfall; fetching the missing objects by id", run=run_id,
@@ -431,9 +421,9 @@ class ArcgisRun(FeedRun[RunCursor]):
         fill = self.producer.plan_for_oids(missing, prefix=f"fill{len(missing)}")
         done = await staging.staged_page_ids(conn, run_id)
         await self._stage_pages(run_id, self.producer.pages(fill, done), premerge=premerge)
-        still = await conn.fetch(SQL["staged_oids_missing"], run_id, listed)
+        still = await staging.staged_oids_missing(conn, run_id, listed)
         if still:
-            sample = ", ".join(str(r["oid"]) for r in still[:10])
+            sample = ", ".join(str(oid) for oid in still[:10])
             raise FetchError(
                 f"the server lists {len(listed)} objects but {len(still)} never arrived "
                 f"after a retry by id (object ids {sample}...)"
@@ -441,7 +431,7 @@ class ArcgisRun(FeedRun[RunCursor]):
 
     async def _stage_keys(self, conn: Conn, run_id: int) -> None:
         """The layer's whole key set, for the deletion diff of an incremental run."""
-        await conn.execute(SQL["clear_staged_keys"], run_id)
+        await staging.clear_staged_keys(conn, run_id)
         self.reporter.phase("keys", None)
         async for keys in self.until_paused(self.producer.keys(self.feed.where)):
             present = [k for k in keys if k is not None]
@@ -470,7 +460,7 @@ class ArcgisRun(FeedRun[RunCursor]):
                                           full_read=cursor.mode == "full",
                                           compare_stored=cursor.premerge)
         changed = [s for s in states if s.changed and not s.settled]
-        await conn.execute(SQL["set_chunks_total"], run_id, len(states))
+        await merge.set_chunks_total(conn, run_id, len(states))
         await merge.settle_chunks(conn, run_id, self.feed.full_id,
                                   [s for s in states if s.changed and s.settled])
         self.reporter.phase("merge", len(changed))
@@ -517,12 +507,11 @@ class ArcgisRun(FeedRun[RunCursor]):
 
     async def _finish(self, conn: Conn, run_id: int, cursor: RunCursor
                       ) -> None:
-        staged_mark: datetime | None = await conn.fetchval(SQL["staged_high_water_mark"],
-                                                           run_id)
+        staged_mark = await staging.staged_high_water_mark(conn, run_id)
         previous = (datetime.fromisoformat(cursor.previous_mark)
                     if cursor.previous_mark else None)
         marks = [m for m in (staged_mark, previous) if m is not None]
-        staged = await conn.fetchval(SQL["count_staged"], run_id)
+        staged = await staging.count_staged(conn, run_id)
         requests, retries, received = self.delta.take()
         async with conn.transaction():
             if self.final_batch:
@@ -531,13 +520,13 @@ class ArcgisRun(FeedRun[RunCursor]):
                                       sum(s.row_count for s in self.final_batch))
             if cursor.server_gen is not None:
                 await self._record_generation(conn, run_id, cursor)
-            await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
+            await runs.add_fetch_stats(conn, run_id, requests, retries, received)
             await runs.finish_run(
                 conn, run_id, high_water_mark=max(marks) if marks else None,
                 oid_set_hash=cursor.oid_set_hash, seconds=self._elapsed(), staged=staged,
                 warnings=cursor.notes,
             )
-            await conn.execute(SQL["mark_feed_success"], self.feed.full_id, run_id)
+            await feeds.mark_success(conn, self.feed.full_id, run_id)
             await staging.clear_run_staging(conn, run_id)
 
 

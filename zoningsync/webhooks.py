@@ -18,7 +18,8 @@ uses its own stored generation. Every outcome is counted in
 `HookCoalescer` turns a stream of hooks into run requests (pure: time is a
 parameter): a burst gives one run; a hook during a run, after its first second,
 gives exactly one more run after it; hooks while a run is queued, or in its first
-second, are absorbed by it.
+second, are absorbed by it. Only this daemon's runs are seen starting and ending;
+a request another daemon claims stops absorbing after `QUEUED_EXPIRE_S`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ SIGNATURE_HEADER = "x-esriHook-Signature"
 # A run absorbs the hooks of its first second: the edits they announce were
 # most likely committed before it asked for changes.
 ABSORB_S = 1.0
+# A run asked for and not seen starting this long after the hook that asked
+# (another daemon took the claim, or this one has not got to it) no longer
+# absorbs hooks: the next one asks again, which at worst adds one run after the
+# other daemon's, and asking again for an unclaimed feed changes nothing.
+QUEUED_EXPIRE_S = 10.0
 UNKNOWN_FEED = "unknown"
 
 
@@ -137,39 +143,47 @@ def webhook_app(feeds_by_path: Mapping[str, FeedConfig],
 
 @dataclass
 class _FeedHooks:
-    queued: bool = False
+    queued_at: float | None = None
     running_since: float | None = None
-    again: bool = False
+    # The latest hook after the running run's first second: it asks for one more.
+    again_at: float | None = None
 
 
 class HookCoalescer:
     """Hooks in, run requests out, per feed; the caller says when runs start and end."""
 
-    def __init__(self, absorb_s: float = ABSORB_S) -> None:
+    def __init__(self, absorb_s: float = ABSORB_S,
+                 queued_expire_s: float = QUEUED_EXPIRE_S) -> None:
         self.absorb_s = absorb_s
+        self.queued_expire_s = queued_expire_s
         self._feeds: dict[str, _FeedHooks] = {}
 
     def hook(self, feed: str, now: float) -> bool:
         """A valid hook arrived; True when it asks for a new run now."""
         state = self._feeds.setdefault(feed, _FeedHooks())
-        if state.queued:
+        if state.queued_at is not None and now - state.queued_at < self.queued_expire_s:
             return False
         if state.running_since is not None:
             if now - state.running_since >= self.absorb_s:
-                state.again = True
+                state.again_at = now
             return False
-        state.queued = True
+        state.queued_at = now
         return True
 
     def run_started(self, feed: str, now: float) -> None:
         state = self._feeds.setdefault(feed, _FeedHooks())
-        state.queued, state.running_since = False, now
+        state.queued_at, state.running_since = None, now
 
     def run_finished(self, feed: str) -> bool:
         """The feed's run ended; True when hooks during it ask for one more run now."""
         state = self._feeds.setdefault(feed, _FeedHooks())
         state.running_since = None
-        if state.again:
-            state.again, state.queued = False, True
+        if state.again_at is not None:
+            state.queued_at, state.again_at = state.again_at, None
             return True
         return False
+
+    def dropped(self, feed: str) -> None:
+        """The run asked for will not come (the feed is paused, or asking failed)."""
+        state = self._feeds.setdefault(feed, _FeedHooks())
+        state.queued_at = None

@@ -77,6 +77,25 @@ def read_since(now: datetime, options: LegistarOptions, last_seen: datetime | No
 def _odata(text: str) -> str:
     return text.replace("'", "''")
 
+def latest_modified(matters: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """The newest `MatterLastModifiedUtc` of the matters (UTC; Legistar writes no zone).
+
+    The next incremental read starts from it, on the server's clock rather than
+    ours: a server whose clock or data lag ours would otherwise be read past.
+    """
+    latest: datetime | None = None
+    for matter in matters:
+        text = matter.get("MatterLastModifiedUtc")
+        if not isinstance(text, str):
+            continue
+        try:
+            stamp = datetime.fromisoformat(text.strip().removesuffix("Z"))
+        except ValueError:
+            continue
+        stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+        latest = stamp if latest is None or stamp > latest else latest
+    return latest
+
 
 def matter_values(matter: Mapping[str, Any], client: str | None = None) -> dict[str, Any]:
     """The raw case values of one matter: canonical fields by name, the rest as attrs."""

@@ -9,8 +9,6 @@ planned); `resolve` records a decision in the audit log.
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 import orjson
 
@@ -36,16 +34,9 @@ def quarantine_list(ctx: click.Context, feed_id: str | None, all_runs: bool, lim
                     as_json: bool) -> None:
     """List quarantined records of each feed's latest run (or of all runs)."""
     from zoningsync.commands.context import emit_json, run_async, settings_of
-    from zoningsync.database import ready_database
-    from zoningsync.store.connect import connection
-    from zoningsync.store.runs import list_quarantine
+    from zoningsync.services.quarantine import quarantined
 
-    async def go() -> list[dict[str, Any]]:
-        url = await ready_database(settings_of(ctx))
-        async with connection(url) as conn:
-            return await list_quarantine(conn, feed_id, all_runs=all_runs, limit=limit)
-
-    found = run_async(go())
+    found = run_async(quarantined(settings_of(ctx), feed_id, all_runs=all_runs, limit=limit))
     if as_json:
         emit_json(found)
     else:
@@ -61,16 +52,9 @@ def quarantine_list(ctx: click.Context, feed_id: str | None, all_runs: bool, lim
 def quarantine_show(ctx: click.Context, quarantine_id: int, as_json: bool) -> None:
     """One quarantined record: the raw record as received, and why it was rejected."""
     from zoningsync.commands.context import emit_json, run_async, settings_of
-    from zoningsync.database import ready_database
-    from zoningsync.store.connect import connection
-    from zoningsync.store.triage import quarantine_row
+    from zoningsync.services.quarantine import quarantined_record
 
-    async def go() -> dict[str, Any] | None:
-        url = await ready_database(settings_of(ctx))
-        async with connection(url) as conn:
-            return await quarantine_row(conn, quarantine_id)
-
-    row = run_async(go())
+    row = run_async(quarantined_record(settings_of(ctx), quarantine_id))
     if row is None:
         refuse(ctx, f"there is no quarantined record {quarantine_id}", as_json=as_json)
     if as_json:
@@ -91,16 +75,9 @@ def quarantine_show(ctx: click.Context, quarantine_id: int, as_json: bool) -> No
 def quarantine_retry(ctx: click.Context, feed_id: str | None, as_json: bool) -> None:
     """Make the next run of each feed with open quarantine read it all again."""
     from zoningsync.commands.context import run_async, settings_of
-    from zoningsync.database import ready_database
-    from zoningsync.store.connect import connection
-    from zoningsync.store.triage import request_reread
+    from zoningsync.services.quarantine import retry
 
-    async def go() -> list[str]:
-        url = await ready_database(settings_of(ctx))
-        async with connection(url) as conn:
-            return await request_reread(conn, feed_id)
-
-    feeds = run_async(go())
+    feeds = run_async(retry(settings_of(ctx), feed_id))
     if not feeds:
         refuse(ctx, f"no open quarantine{f' in {feed_id}' if feed_id else ''}; nothing to retry",
                as_json=as_json, data={"feeds": []})
@@ -118,16 +95,9 @@ def quarantine_resolve(ctx: click.Context, quarantine_id: int, note: str,
                        as_json: bool) -> None:
     """Record a decision about a quarantined record; `list` then hides it (unless --all)."""
     from zoningsync.commands.context import run_async, settings_of
-    from zoningsync.database import ready_database
-    from zoningsync.store.connect import connection
-    from zoningsync.store.triage import resolve
+    from zoningsync.services.quarantine import resolve
 
-    async def go() -> int | None:
-        url = await ready_database(settings_of(ctx))
-        async with connection(url) as conn:
-            return await resolve(conn, quarantine_id, note)
-
-    action = run_async(go())
+    action = run_async(resolve(settings_of(ctx), quarantine_id, note))
     if action is None:
         refuse(ctx, f"quarantined record {quarantine_id} does not exist or is resolved already",
                as_json=as_json, data={"id": quarantine_id})

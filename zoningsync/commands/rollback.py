@@ -23,16 +23,12 @@ def rollback(ctx: click.Context, run_id: int, cascade: bool, dry_run: bool,
     the same rows (unless --cascade).
     """
     from zoningsync.commands.context import run_async, settings_of
-    from zoningsync.database import ready_database
-    from zoningsync.store.rollback import RollbackRefused, RollbackResult
-    from zoningsync.store.rollback import rollback as roll_back
-
-    async def go() -> RollbackResult:
-        url = await ready_database(settings_of(ctx))
-        return await roll_back(url, run_id, cascade=cascade, dry_run=dry_run)
+    from zoningsync.services.rollback import roll_back
+    from zoningsync.store.rollback import RollbackRefused
 
     try:
-        result = run_async(go())
+        result = run_async(roll_back(settings_of(ctx), run_id, cascade=cascade,
+                                     dry_run=dry_run))
     except RollbackRefused as refused:
         refuse(ctx, refused.message, as_json=as_json, data={"run_id": run_id})
     data = result.to_json()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from zoningsync.commands.context import emit_json, run_async, settings_of
@@ -18,17 +16,9 @@ COLUMNS = ("feed", "paused", "running_on", "last_run", "last_status", "next_due"
 def status(ctx: click.Context, as_json: bool) -> None:
     """One row per feed: paused, where it runs, its last run, when it is next due."""
     from zoningsync.commands.sync import print_table
-    from zoningsync.database import ready_database
-    from zoningsync.store.connect import connection
-    from zoningsync.store.lease import LEASE_NAMESPACE
-    from zoningsync.store.schedules import feed_status
+    from zoningsync.services.status import feed_states
 
-    async def go() -> list[dict[str, Any]]:
-        url = await ready_database(settings_of(ctx))
-        async with connection(url) as conn:
-            return await feed_status(conn, LEASE_NAMESPACE)
-
-    rows = run_async(go())
+    rows = run_async(feed_states(settings_of(ctx)))
     if as_json:
         emit_json(rows)
         return

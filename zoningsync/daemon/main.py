@@ -11,7 +11,6 @@ period ran out (then as after `kill -9`: every interrupted run resumes).
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,20 +20,19 @@ import structlog
 
 from zoningsync.config import Jurisdiction, SourceSet, load_sources
 from zoningsync.daemon.control import listen_for_control
+from zoningsync.daemon.hooks import HookRequests, serve_webhooks
 from zoningsync.daemon.lifecycle import Lifecycle, abort
 from zoningsync.daemon.notify import Notifier, ping_watchdog, watchdog_interval_s
 from zoningsync.daemon.scheduler import Scheduler
 from zoningsync.daemon.supervisor import Supervisor
 from zoningsync.database import ready_database
 from zoningsync.errors import ZoningsyncError, describe_failure
-from zoningsync.http import Fetcher
 from zoningsync.metrics import database_health
 from zoningsync.observability import LoopLagProbe
 from zoningsync.redact import redact
+from zoningsync.services.runtime import SESSIONS_PER_RUN, sync_runtime
 from zoningsync.settings import Settings
-from zoningsync.store.connect import create_pool
 from zoningsync.store.lease import use_node_name
-from zoningsync.sync import PREPARE_WORKERS
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +46,7 @@ class DaemonOptions:
     metrics: tuple[str, int] | None
     node: str
     shutdown_grace_s: float
+    webhooks: tuple[str, int] | None = None
 
 
 def log_source_errors(sources: SourceSet) -> None:
@@ -73,36 +72,41 @@ async def run_daemon(settings: Settings, options: DaemonOptions) -> int:
     log_source_errors(sources)
     lifecycle = Lifecycle()
     notifier = Notifier()
-    pool = await create_pool(url, max_size=options.max_concurrent * (PREPARE_WORKERS + 2) + 2)
     try:
-        with ThreadPoolExecutor(max_workers=PREPARE_WORKERS,
-                                thread_name_prefix="zoningsync-prepare") as executor:
-            async with Fetcher(decode_executor=executor) as fetcher:
-                scheduler = Scheduler(db_url=url, pool=pool, fetcher=fetcher,
-                                      executor=executor, node=node,
-                                      max_concurrent=options.max_concurrent,
-                                      lifecycle=lifecycle)
-                await scheduler.use_sources(sources.jurisdictions)
-                jurisdictions = sources.jurisdictions
-                probe = LoopLagProbe()
-                supervisor = Supervisor(lifecycle)
-                with lifecycle.signals(asyncio.get_running_loop()):
-                    await _start_side_tasks(supervisor, scheduler, probe, pool, notifier, url,
-                                            options)
-                    log.info("daemon ready", node=node, feeds=len(scheduler.feeds),
-                             max_concurrent=options.max_concurrent)
-                    notifier.ready(scheduler.status_line())
-                    while not lifecycle.stop.is_set():
-                        await _watch(supervisor, lifecycle)
-                        if lifecycle.reload.is_set() and not lifecycle.stop.is_set():
-                            lifecycle.reload.clear()
-                            jurisdictions = await _reload(scheduler, jurisdictions, options)
-                        notifier.status(scheduler.status_line())
-                    return await _shutdown(supervisor, scheduler, notifier, lifecycle,
-                                           options)
+        async with sync_runtime(
+                url, pool_size=options.max_concurrent * SESSIONS_PER_RUN + 2) as runtime:
+            hooks = (HookRequests(runtime.pool, options.webhooks)
+                     if options.webhooks is not None else None)
+            scheduler = Scheduler(db_url=url, pool=runtime.pool, fetcher=runtime.fetcher,
+                                  executor=runtime.executor, node=node,
+                                  max_concurrent=options.max_concurrent,
+                                  lifecycle=lifecycle, watcher=hooks)
+            await scheduler.use_sources(sources.jurisdictions)
+            if hooks is not None:
+                hooks.use_feeds(scheduler.feeds.values())
+            jurisdictions = sources.jurisdictions
+            probe = LoopLagProbe()
+            supervisor = Supervisor(lifecycle)
+            with lifecycle.signals(asyncio.get_running_loop()):
+                await _start_side_tasks(supervisor, scheduler, probe, runtime.pool, notifier,
+                                        url, options)
+                if hooks is not None:
+                    await _start_receiver(supervisor, hooks)
+                log.info("daemon ready", node=node, feeds=len(scheduler.feeds),
+                         max_concurrent=options.max_concurrent)
+                notifier.ready(scheduler.status_line())
+                while not lifecycle.stop.is_set():
+                    await _watch(supervisor, lifecycle)
+                    if lifecycle.reload.is_set() and not lifecycle.stop.is_set():
+                        lifecycle.reload.clear()
+                        jurisdictions = await _reload(scheduler, jurisdictions, options)
+                        if hooks is not None:
+                            hooks.use_feeds(scheduler.feeds.values())
+                    notifier.status(scheduler.status_line())
+                return await _shutdown(supervisor, scheduler, notifier, lifecycle,
+                                       options)
     finally:
         notifier.close()
-        await pool.close()
 
 
 async def _start_side_tasks(supervisor: Supervisor, scheduler: Scheduler,
@@ -125,6 +129,18 @@ async def _start_side_tasks(supervisor: Supervisor, scheduler: Scheduler,
         if task.done():
             await supervisor.stop_all()
             task.result()
+
+
+async def _start_receiver(supervisor: Supervisor, hooks: HookRequests) -> None:
+    """The webhook receiver and its request task; listening before this returns."""
+    listening: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    supervisor.start("webhook-requests", hooks.run())
+    task = supervisor.start("webhook-receiver",
+                            serve_webhooks(*hooks.address, hooks.app(), listening))
+    await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        await supervisor.stop_all()
+        task.result()
 
 
 async def _watch(supervisor: Supervisor, lifecycle: Lifecycle) -> None:

@@ -7,6 +7,7 @@ its session holds that feed set, sent once, so a tick costs what is due)
 and runs each under its lease via `sync_feed`, at most `max_concurrent` at a
 time. When a run ends, its outcome sets the feed's next due time. A feed another
 process holds the lease of is `busy`, not failed: it is asked for again soon.
+A `RunWatcher` (the webhook receiver's coalescer) hears each run start and end.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import contextlib
 from collections.abc import Iterable
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
@@ -49,12 +50,20 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+class RunWatcher(Protocol):
+    """Told when one of this daemon's runs starts (claimed) and ends (released)."""
+
+    def run_started(self, feed: str) -> None: ...
+
+    def run_finished(self, feed: str) -> None: ...
+
+
 class Scheduler:
     """This daemon's share of the feeds: claims due ones, runs them, reschedules them."""
 
     def __init__(self, *, db_url: str, pool: asyncpg.Pool[Any], fetcher: Fetcher,
                  executor: Executor, node: str, max_concurrent: int,
-                 lifecycle: Lifecycle) -> None:
+                 lifecycle: Lifecycle, watcher: RunWatcher | None = None) -> None:
         self.db_url = db_url
         self.pool = pool
         self.fetcher = fetcher
@@ -62,6 +71,7 @@ class Scheduler:
         self.node = node
         self.max_concurrent = max_concurrent
         self.lifecycle = lifecycle
+        self.watcher = watcher
         self.feeds: dict[str, FeedConfig] = {}
         self.running: dict[str, asyncio.Task[None]] = {}
         self.wake = asyncio.Event()
@@ -146,6 +156,8 @@ class Scheduler:
             feed = feeds[claim.feed]
             self.running[claim.feed] = asyncio.get_running_loop().create_task(
                 self._run(feed, claim), name=f"run {claim.feed}")
+            if self.watcher is not None:
+                self.watcher.run_started(claim.feed)
 
     async def _report_states(self) -> None:
         async with self.pool.acquire() as conn:
@@ -189,6 +201,8 @@ class Scheduler:
         finally:
             await asyncio.shield(self._release(feed, claim, outcome))
             self.running.pop(feed.full_id, None)
+            if self.watcher is not None:
+                self.watcher.run_finished(feed.full_id)
             self.wake.set()
 
     async def _release(self, feed: FeedConfig, claim: schedules.Claim, outcome: str) -> None:

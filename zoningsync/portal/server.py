@@ -28,7 +28,10 @@ one meeting on (apart from the county: a county publish leaves the cases alone)
 and answers what changed; GET `/_portal/cases` answers `Cases.expected()`;
 POST `/_portal/behaviour` {key: value} answers all
 behaviours; GET `/_portal/stats` {"requests": {kind: n}, "arrivals": [s, ...]};
-POST `/_portal/stats/reset`; GET `/_portal/answers` the answer cache's counts.
+POST `/_portal/stats/reset`; GET `/_portal/answers` the answer cache's counts;
+POST `/_portal/hooks/send` {"url": receiver URL, "secret": "...", "count": n,
+"layer": 0} sends n feature-service hooks at once, signed with the secret (unsigned
+without one), and answers {"sent": n, "statuses": {"202": n}}.
 
 In-process the answer cache is off (`answer_cache_mb=0`): tests edit a county's
 columns in place. The command line serves with a 512 MB cache by default, as the
@@ -47,7 +50,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -55,6 +60,7 @@ from zoningsync.portal.answers import AnswerCache
 from zoningsync.portal.arcgis import SERVICE_PATH, FeatureService, Stats
 from zoningsync.portal.behaviours import BehaviourError, Behaviours
 from zoningsync.portal.cases import AGENDAS_PATH, CASES_PATH, Cases
+from zoningsync.portal.changes import hook_payload, send_hook, server_gen
 from zoningsync.portal.county import SHAPES, SUPPORTED_CRS, County
 from zoningsync.portal.legistar import API_PATH, DEFAULT_CLIENT, LegistarApi
 from zoningsync.portal.planning import PlanningSite
@@ -64,6 +70,9 @@ __all__ = ["Behaviours", "PortalApp", "RunningPortal", "main", "run_portal"]
 log = logging.getLogger("zoningsync.portal")
 
 CLI_ANSWER_CACHE_MB = 512
+# Enough for any burst a test or the benchmark sends; a bound for a typo.
+MAX_HOOKS_PER_SEND = 1000
+HOOK_TIMEOUT_S = 30.0
 
 
 class PortalApp:
@@ -99,6 +108,7 @@ class PortalApp:
             web.get("/_portal/stats", self.get_stats),
             web.post("/_portal/stats/reset", self.reset_stats),
             web.get("/_portal/answers", self.answer_stats),
+            web.post("/_portal/hooks/send", self.send_hooks),
         ])
         return app
 
@@ -146,6 +156,32 @@ class PortalApp:
 
     async def answer_stats(self, request: web.Request) -> web.Response:
         return _answer(None if self.answers is None else self.answers.stats())
+
+    async def send_hooks(self, request: web.Request) -> web.Response:
+        """Signed hooks for a receiver, as a county's ArcGIS would send them on edits."""
+        body = await _json_body(request)
+        url, secret, count, layer = (body.get("url"), body.get("secret"),
+                                     body.get("count", 1), body.get("layer", 0))
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+            return _admin_error("url must be the receiver's http(s) URL")
+        if secret is not None and not isinstance(secret, str):
+            return _admin_error("secret must be a string (or absent: unsigned hooks)")
+        if (isinstance(count, bool) or not isinstance(count, int)
+                or not 1 <= count <= MAX_HOOKS_PER_SEND):
+            return _admin_error(f"count must be an integer from 1 to {MAX_HOOKS_PER_SEND}")
+        if not isinstance(layer, int) or layer < 0:
+            return _admin_error("layer must be a layer id")
+        generation = await self._in_worker(server_gen, self.county)
+        payload = hook_payload(f"{request.url.origin()}{SERVICE_PATH}", layer, [generation])
+        timeout = aiohttp.ClientTimeout(total=HOOK_TIMEOUT_S)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                codes = await asyncio.gather(*(send_hook(session, url, payload, secret)
+                                               for _ in range(count)))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return _admin_error(f"sending hooks failed: {type(exc).__name__}")
+        log.info("sent %s hooks: %s", count, sorted(set(codes)))
+        return _answer({"sent": count, "statuses": {str(c): codes.count(c) for c in set(codes)}})
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

@@ -21,7 +21,12 @@ SET title = EXCLUDED.title, case_type = EXCLUDED.case_type, status = EXCLUDED.st
     pages = EXCLUDED.pages, attrs = EXCLUDED.attrs, row_hash = EXCLUDED.row_hash;
 
 -- name: clear_case_staging
-DELETE FROM zoningsync.staged_cases WHERE run_id = $1;
+-- This run's staged cases ($1), and those of the feed's ($2) runs closed for good
+-- (held, cancelled for changed settings, abandoned as stale): the shared run
+-- lifecycle drops the spatial staging of those, and case staging is only ours.
+DELETE FROM zoningsync.staged_cases s
+USING zoningsync.runs r
+WHERE r.id = s.run_id AND r.feed = $2 AND (r.id = $1 OR r.phase = 'done');
 
 -- name: plan_case_merge
 -- What merge_cases would write ($3: the read was complete, so absent cases retire).
@@ -188,6 +193,10 @@ WHERE (d.etag, d.last_modified, d.sha256, d.size, d.content_type, d.extracted_ca
       (EXCLUDED.etag, EXCLUDED.last_modified, EXCLUDED.sha256, EXCLUDED.size,
        EXCLUDED.content_type, EXCLUDED.extracted_cases, EXCLUDED.quarantine_id,
        EXCLUDED.quarantine_reason, EXCLUDED.quarantine_detail, EXCLUDED.links);
+
+-- name: set_cases_fetched
+-- A case run's fetched: the cases it read (combined by number, as staged).
+UPDATE zoningsync.runs SET fetched = $2 WHERE id = $1;
 
 -- name: add_case_merge_stats
 UPDATE zoningsync.runs

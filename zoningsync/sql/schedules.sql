@@ -89,9 +89,6 @@ LEFT JOIN LATERAL (
     SELECT id, resumed FROM zoningsync.runs WHERE feed = $1 ORDER BY id DESC LIMIT 1
 ) r ON true;
 
--- name: notify_control
-SELECT pg_notify('zoningsync_control', $1);
-
 -- name: feed_states
 -- Counts for STATUS= and the zoningsync_feeds gauge, over this daemon's feeds.
 SELECT count(*) FILTER (WHERE f.paused) AS paused,

@@ -18,7 +18,7 @@ from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
 from zoningsync.store.runs import record_as_dict
 
-SQL = queries("admin.sql")
+SQL = queries("audit.sql")
 
 
 def os_user() -> str | None:

@@ -9,8 +9,9 @@ osm2pgsql and ogr2ogr build theirs after the load for the same reason. Only a
 load into an entirely empty `features` table drops them: once any feed is stored,
 its readers keep their indexes and later loads maintain them row by row.
 
-The definitions live in migration 0001 and, for rebuilding, in store.sql; a test
-holds the two to the same text.
+The definitions live in the migrations and, for rebuilding, in bulk.sql, whose
+`create_<index>` statements are also the one list of the indexes deferred; a test
+holds the rebuilt indexes to the migrated ones.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ import structlog
 from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
 
-SQL = queries("store.sql")
+SQL = queries("bulk.sql")
 log = structlog.get_logger(__name__)
 
-SECONDARY_INDEXES = ("features_geom_idx", "features_parcel_id_idx", "features_zoning_code_idx",
-                     "features_parcel_id_norm_idx", "features_address_norm_idx")
+SECONDARY_INDEXES = tuple(name.removeprefix("create_") for name in SQL
+                          if name.startswith("create_"))
 
 
 async def defer_secondary_indexes(conn: Conn) -> bool:
@@ -62,3 +63,8 @@ async def ensure_secondary_indexes(conn: Conn) -> list[str]:
     if missing:
         log.info("built secondary indexes", indexes=missing)
     return missing
+
+
+async def analyze_features(conn: Conn) -> None:
+    """Give the planner the statistics of a first load (see bulk.sql for the columns)."""
+    await conn.execute(SQL["analyze_features"])

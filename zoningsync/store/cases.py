@@ -152,8 +152,9 @@ async def stage_cases(conn: Conn, run_id: int, cases: Sequence[CaseRecord]) -> N
         await conn.execute(SQL["stage_case_scratch"])
 
 
-async def clear_case_staging(conn: Conn, run_id: int) -> None:
-    await conn.execute(SQL["clear_case_staging"], run_id)
+async def clear_case_staging(conn: Conn, run_id: int, feed_id: str) -> None:
+    """Drop the run's staged cases, and any a closed run of the feed left behind."""
+    await conn.execute(SQL["clear_case_staging"], run_id, feed_id)
 
 
 async def plan_case_merge(conn: Conn, run_id: int, feed_id: str, *,
@@ -233,7 +234,9 @@ async def save_document(
     `quarantine` is (a `DocumentQuarantine` code, detail) when the content gave
     no cases: it becomes a quarantine row of this run (source_key = the URL),
     unless this content was already quarantined for that reason, whose row the
-    document keeps pointing to. A save that changes nothing writes nothing.
+    document keeps pointing to. A new quarantine row counts in the run's
+    `quarantined`, so a document is counted once, by the run that quarantined it.
+    A save that changes nothing writes nothing.
     """
     extracted = [case.content() for case in cases]
     links = links or {}
@@ -254,6 +257,7 @@ async def save_document(
                 quarantine_id = await conn.fetchval(
                     SQL["quarantine_document"], feed_id, run_id, url, reason, detail,
                     {"sha256": sha256, "size": size, "content_type": content_type})
+                await conn.execute(SQL["add_quarantined"], run_id, 1)
         await conn.execute(
             SQL["save_document"], feed_id, url, etag, last_modified, sha256, size,
             content_type, extracted, quarantine_id, reason, detail, run_id, dict(links))
@@ -266,6 +270,11 @@ async def count_cases(conn: Conn, feed_id: str) -> int:
 
 async def count_staged_cases(conn: Conn, run_id: int) -> int:
     return int(await conn.fetchval(SQL["count_staged_cases"], run_id))
+
+
+async def set_cases_fetched(conn: Conn, run_id: int, cases: int) -> None:
+    """Record the cases the run read, so its summary reads fetched = stored + unchanged."""
+    await conn.execute(SQL["set_cases_fetched"], run_id, cases)
 
 
 async def quarantine_rejected(conn: Conn, feed_id: str, run_id: int, url: str,

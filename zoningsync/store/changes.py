@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
 
-SQL = queries("store.sql")
+SQL = queries("changes.sql")
 
 
 async def last_server_gen(conn: Conn, feed_id: str) -> int | None:

@@ -17,7 +17,7 @@ from zoningsync.sql import queries
 from zoningsync.store.audit import record_action
 from zoningsync.store.connect import Conn
 
-SQL = queries("admin.sql")
+SQL = queries("control.sql")
 CHANNEL = "zoningsync_control"
 
 
@@ -41,10 +41,15 @@ async def notify(conn: Conn, action: str, feed: str, reason: str | None = None) 
     await conn.execute(SQL["notify_control"], orjson.dumps(payload).decode())
 
 
+async def mark_paused(conn: Conn, feeds: Sequence[str], reason: str) -> None:
+    """Set the feeds paused, nothing more: callers log and notify as their action needs."""
+    await conn.execute(SQL["pause_feeds"], list(feeds), reason)
+
+
 async def pause_feeds(conn: Conn, target: str, feeds: Sequence[str], reason: str) -> None:
     """Pause the feeds, log it against `target`, and tell every run of them (one transaction)."""
     async with conn.transaction():
-        await conn.execute(SQL["pause_feeds"], list(feeds), reason)
+        await mark_paused(conn, feeds, reason)
         await record_action(conn, "pause", target, reason=reason, outcome="done",
                             detail=f"paused {', '.join(feeds)}")
         for feed in feeds:

@@ -20,9 +20,9 @@ import asyncpg
 
 from zoningsync.errors import FeedBusy
 from zoningsync.sql import queries
-from zoningsync.store.connect import connect
+from zoningsync.store.connect import Conn, connect
 
-SQL = queries("store.sql")
+SQL = queries("lease.sql")
 LEASE_NAMESPACE = 0x7A73  # first advisory-lock key: "zs"
 # PostgreSQL keeps 63 bytes of an application_name.
 APPLICATION_NAME_BYTES = 63
@@ -69,8 +69,13 @@ async def feed_lease(url: str, feed_id: str) -> AsyncIterator[asyncpg.Connection
         await conn.close()
 
 
+async def lease_holder(conn: Conn, feed_id: str) -> asyncpg.Record | None:
+    """The session holding the feed's lease (pid, application_name, backend_start), if any."""
+    return await conn.fetchrow(SQL["lease_holder"], LEASE_NAMESPACE, feed_id)
+
+
 async def _busy_message(conn: asyncpg.Connection[Any], feed_id: str) -> str:
-    holder = await conn.fetchrow(SQL["lease_holder"], LEASE_NAMESPACE, feed_id)
+    holder = await lease_holder(conn, feed_id)
     if holder is None:  # it let go between our two questions
         who = "another zoningsync process"
     else:

@@ -17,8 +17,9 @@ from enum import Enum
 from zoningsync.config import FeedConfig
 from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
+from zoningsync.store.staging import clear_retiring
 
-SQL = queries("store.sql")
+SQL = queries("merge.sql")
 BATCH_ROWS = 10_000
 
 
@@ -58,6 +59,31 @@ class MergeTotals:
     chunks_written: int = 0
 
 
+async def feed_has_features(conn: Conn, feed_id: str) -> bool:
+    """Whether the feed stores any feature: a full read of one that stores none is a first load."""
+    return bool(await conn.fetchval(SQL["feed_has_features"], feed_id))
+
+
+async def set_aside_duplicates(conn: Conn, run_id: int, feed_id: str, *,
+                               first_load: bool) -> None:
+    """Drop rows fetched twice (same OID) and quarantine every copy of a key staged twice.
+
+    A first load also takes back the copy of such a key it stored before the twin
+    arrived. In the caller's transaction; the run's counters follow.
+    """
+    refetched = await conn.fetchval(SQL["drop_refetched_rows"], run_id)
+    duplicates = await conn.fetchval(SQL["quarantine_duplicate_keys"], run_id, feed_id)
+    # Only when needed: a DELETE on features waits for the first load's
+    # index builds, which hold their lock until they finish.
+    if duplicates and first_load:
+        await conn.execute(SQL["unstore_duplicate_keys"], run_id, feed_id)
+    await conn.execute(SQL["add_duplicates"], run_id, duplicates, refetched)
+
+
+async def set_chunks_total(conn: Conn, run_id: int, total: int) -> None:
+    await conn.execute(SQL["set_chunks_total"], run_id, total)
+
+
 async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
                            how: Retirement, deleted_oids: Sequence[int] = ()) -> None:
     """Fill `retiring` for the run; recomputing it on resume gives the same keys.
@@ -65,7 +91,7 @@ async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
     `deleted_oids` are the object ids a change read's extract deleted.
     """
     async with conn.transaction():
-        await conn.execute(SQL["clear_retiring"], run_id)
+        await clear_retiring(conn, run_id)
         if how is Retirement.ABSENT_FROM_STAGING:
             await conn.execute(SQL["retire_absent_from_staging"], run_id, feed_id)
         elif how is Retirement.ABSENT_FROM_KEYS:
@@ -111,7 +137,7 @@ async def checkpoint_stored_first_load(conn: Conn, run_id: int, feed_id: str) ->
             return False
         await conn.execute(SQL["drop_feed_checkpoints"], run_id, feed_id)
         chunks = await conn.fetchval(SQL["checkpoint_staged_chunks"], run_id, feed_id)
-        await conn.execute(SQL["set_chunks_total"], run_id, chunks)
+        await set_chunks_total(conn, run_id, chunks)
         await conn.execute(SQL["add_merge_stats"], run_id, 0, 0, 0, chunks)
     return True
 

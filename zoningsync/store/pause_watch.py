@@ -21,10 +21,9 @@ import asyncpg
 import orjson
 import structlog
 
-from zoningsync.sql import queries
 from zoningsync.store.control import CHANNEL
+from zoningsync.store.feeds import pause_row
 
-SQL = queries("admin.sql")
 POLL_S = 1.0
 log = structlog.get_logger(__name__)
 
@@ -69,7 +68,7 @@ class PauseWatch:
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
             self._wake.clear()
             try:
-                row = await self.conn.fetchrow(SQL["feed_pause_watch"], self.feed_id)
+                row = await pause_row(self.conn, self.feed_id)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 # The lease connection failing is the run's own problem to meet.
                 log.warning("pause watch stopped", feed=self.feed_id, error=str(exc))

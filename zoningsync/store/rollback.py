@@ -25,13 +25,11 @@ from zoningsync.errors import FeedBusy, ZoningsyncError
 from zoningsync.sql import queries
 from zoningsync.store.audit import record_action
 from zoningsync.store.connect import Conn, connection
-from zoningsync.store.control import notify
-from zoningsync.store.lease import LEASE_NAMESPACE, feed_lease
+from zoningsync.store.control import mark_paused, notify
+from zoningsync.store.lease import feed_lease, lease_holder
 from zoningsync.store.staging import clear_run_staging
 
 SQL = queries("rollback.sql")
-ADMIN_SQL = queries("admin.sql")
-STORE_SQL = queries("store.sql")
 SAMPLE_KEYS = 10
 OPS = ("insert", "update", "retire")
 
@@ -126,7 +124,7 @@ async def _rollback_under_lease(conn: Conn, run_id: int, feed: str, *, cascade: 
             sum(u.reinserted for u in result.undone), sum(u.reverted for u in result.undone),
             sum(u.deleted for u in result.undone), sum(u.checkpoints for u in result.undone))
         reason = f"rolled back run {run_id}"
-        await conn.execute(ADMIN_SQL["pause_feeds"], [feed], reason)
+        await mark_paused(conn, [feed], reason)
         await notify(conn, "pause", feed, reason)
         await conn.execute(SQL["reset_feed_success"], feed)
         done = ", ".join(f"run {t}" for t in targets)
@@ -169,7 +167,7 @@ async def _targets(conn: Conn, run_id: int, feed: str, *, cascade: bool) -> list
 
 async def _lease_free(conn: Conn, feed: str) -> bool:
     """A run marked running whose lease nobody else holds was killed: it is not running."""
-    holder = await conn.fetchrow(STORE_SQL["lease_holder"], LEASE_NAMESPACE, feed)
+    holder = await lease_holder(conn, feed)
     return holder is None or holder["pid"] == await conn.fetchval("SELECT pg_backend_pid()")
 
 

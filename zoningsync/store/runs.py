@@ -19,7 +19,7 @@ from zoningsync.store.connect import Conn
 from zoningsync.store.lease import LEASE_NAMESPACE
 from zoningsync.store.staging import clear_run_staging
 
-SQL = queries("store.sql")
+SQL = queries("runs.sql")
 # An unfinished run older than this is closed and its staging dropped by the next
 # sync of any feed: a week-old partial read is not worth resuming.
 STALE_AFTER = timedelta(days=7)
@@ -100,6 +100,16 @@ async def save_plan(conn: Conn, run_id: int, *, mode: str, cursor: dict[str, Any
 
 async def save_cursor(conn: Conn, run_id: int, cursor: dict[str, Any]) -> None:
     await conn.execute(SQL["save_cursor"], run_id, cursor)
+
+
+async def set_phase(conn: Conn, run_id: int, phase: str) -> None:
+    await conn.execute(SQL["set_phase"], run_id, phase)
+
+
+async def add_fetch_stats(conn: Conn, run_id: int, requests: int, retries: int,
+                          received: int) -> None:
+    """Add the requests, retries and bytes not yet counted (see staging.StatsDelta)."""
+    await conn.execute(SQL["add_fetch_stats"], run_id, requests, retries, received)
 
 
 async def resume_run(conn: Conn, run_id: int) -> None:

@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
+from zoningsync.store.control import notify
 
 SQL = queries("schedules.sql")
 CONTROL_CHANNEL = "zoningsync_control"
@@ -85,8 +84,7 @@ async def request_run_now(conn: Conn, feed_ids: Sequence[str]) -> dict[str, date
     """Mark the feeds due at once and wake every daemon; the feeds that have a schedule."""
     rows = await conn.fetch(SQL["request_run_now"], list(feed_ids))
     for row in rows:
-        payload = orjson.dumps({"action": "sync_now", "feed": row["feed"]}).decode()
-        await conn.execute(SQL["notify_control"], payload)
+        await notify(conn, "sync_now", row["feed"])
     return {r["feed"]: r["run_now_requested_at"] for r in rows}
 
 

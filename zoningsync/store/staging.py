@@ -10,6 +10,7 @@ transaction (`stage_page` with `store`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -21,7 +22,7 @@ from zoningsync.records import PreparedPage, RawJson, Rejected
 from zoningsync.sql import queries
 from zoningsync.store.connect import Conn
 
-SQL = queries("store.sql")
+SQL = queries("staging.sql")
 WGS84_SRID = 4326
 EWKB_SRID_FLAG = 0x20000000
 
@@ -70,6 +71,32 @@ def quarantine_records(feed_id: str, run_id: int, rejected: Iterable[Rejected]
 
 async def staged_page_ids(conn: Conn, run_id: int) -> set[str]:
     return {row["page_id"] for row in await conn.fetch(SQL["staged_page_ids"], run_id)}
+
+
+async def pages_to_premerge(conn: Conn, run_id: int) -> list[str]:
+    """A first load's staged pages not yet stored in features (resumed runs have some)."""
+    return [r["page_id"] for r in await conn.fetch(SQL["pages_to_premerge"], run_id)]
+
+
+async def staged_oids_missing(conn: Conn, run_id: int, listed: Sequence[int]) -> list[int]:
+    """The listed object ids the run neither staged nor quarantined."""
+    return [r["oid"] for r in await conn.fetch(SQL["staged_oids_missing"], run_id, listed)]
+
+
+async def analyze_staging(conn: Conn) -> None:
+    """Fresh statistics of the staging tables before the run's queries over them."""
+    async with conn.transaction():  # for the query's SET LOCAL
+        await conn.execute(SQL["analyze_staging"])
+
+
+async def count_staged(conn: Conn, run_id: int) -> int:
+    return int(await conn.fetchval(SQL["count_staged"], run_id))
+
+
+async def staged_high_water_mark(conn: Conn, run_id: int) -> datetime | None:
+    """The newest edit date among the run's staged rows."""
+    mark: datetime | None = await conn.fetchval(SQL["staged_high_water_mark"], run_id)
+    return mark
 
 
 async def enable_features_copy(conn: Conn) -> None:
@@ -173,6 +200,14 @@ async def stage_keys(conn: Conn, run_id: int, keys: Sequence[str]) -> None:
             "staged_keys", schema_name="zoningsync", columns=("run_id", "source_key"),
             records=[(run_id, key) for key in keys],
         )
+
+
+async def clear_staged_keys(conn: Conn, run_id: int) -> None:
+    await conn.execute(SQL["clear_staged_keys"], run_id)
+
+
+async def clear_retiring(conn: Conn, run_id: int) -> None:
+    await conn.execute(SQL["clear_retiring"], run_id)
 
 
 async def clear_run_staging(conn: Conn, run_id: int) -> None:

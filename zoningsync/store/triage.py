@@ -16,7 +16,7 @@ from zoningsync.store.audit import record_action
 from zoningsync.store.connect import Conn
 from zoningsync.store.runs import record_as_dict
 
-SQL = queries("admin.sql")
+SQL = queries("triage.sql")
 
 
 async def quarantine_row(conn: Conn, quarantine_id: int) -> dict[str, Any] | None:

@@ -60,10 +60,14 @@ class DocumentReader:
         fetcher.set_host_limits(urlsplit(feed.url).netloc, HostLimits(
             feed.rate_limit.requests_per_second, feed.rate_limit.burst))
 
-    async def read(self, url: str, *, max_bytes: int = PAGE_MAX_BYTES) -> Read:
-        """The document at `url`, or its memory when the server says it is unchanged."""
+    async def read(self, url: str, *, max_bytes: int = PAGE_MAX_BYTES,
+                   refresh: bool = False) -> Read:
+        """The document at `url`, or its memory when the server says it is unchanged.
+
+        With `refresh`, the body whatever the memory holds (to read it again).
+        """
         await self._check_robots(url)
-        known = await self.memory.recall(url)
+        known = None if refresh else await self.memory.recall(url)
         answer = await self.fetcher.get_document(
             url, etag=known.etag if known else None,
             last_modified=known.last_modified if known else None,

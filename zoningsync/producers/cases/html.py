@@ -4,7 +4,8 @@ A list page is read with the feed's `[feeds.html]` rules in the thread pool;
 its rows become cases once their detail pages (if any) are merged in. The
 layout guard stops a run whose list suddenly gives no rows, or rows without
 case numbers, before anything is retired. An unchanged page is carried forward
-from what the store kept of it, without re-parsing.
+from what the store kept of it, without re-parsing, once its rows' detail pages
+answer unchanged too.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import datetime
 
 from zoningsync.cases.build import CaseRow, finish_cases
 from zoningsync.cases.html import layout_problem, read_case_page, read_detail_page
-from zoningsync.cases.parser import FetchedDocument, load_parser, run_parser
+from zoningsync.cases.model import CaseRecord
 from zoningsync.config import FeedConfig
 from zoningsync.errors import FetchError
 from zoningsync.producers.cases.documents import DocumentReader
@@ -33,32 +35,39 @@ class HtmlCaseProducer:
         self.feed = feed
         self.reader = reader
         self.complete = False
+        self.incomplete_because: str | None = None
+        self.high_water_mark: datetime | None = None
 
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases
         assert options is not None and options.html is not None
         loop = asyncio.get_running_loop()
-        if options.parser is not None:
-            yield await self._parsed(options.parser)
-            self.complete = True
-            return
         url: str | None = self.feed.url
         seen: set[str] = set()
         pdfs: dict[str, None] = {}
         had_cases = await self.reader.memory.had_cases()
         while url is not None and url not in seen:
             if len(seen) >= options.html.max_pages:
-                return  # the cap: this read is not complete, so nothing retires
+                self.incomplete_because = (
+                    f"max_pages = {options.html.max_pages} reached with {url} still to "
+                    "read: the read was not complete, so no case was retired")
+                return
             seen.add(url)
             read = await self.reader.read(url)
             if read.remembered is not None:
                 known = read.remembered
-                yield CaseDocument(url=url, etag=read.etag, last_modified=read.last_modified,
-                                   sha256=read.sha256, cases=known.cases,
-                                   links=known.links, unchanged=True)
-                pdfs.update(dict.fromkeys(known.links.get("documents", [])))
-                url = known.links.get("next")
-                continue
+                carried = await self._unchanged_details(known.cases)
+                if carried is not None:
+                    yield CaseDocument(url=url, etag=read.etag,
+                                       last_modified=read.last_modified, sha256=read.sha256,
+                                       cases=known.cases, links=known.links, unchanged=True)
+                    for unchanged in carried:
+                        yield unchanged
+                    pdfs.update(dict.fromkeys(known.links.get("documents", [])))
+                    url = known.links.get("next")
+                    continue
+                # A detail page changed under an unchanged list: its rows are read again.
+                read = await self.reader.read(url, refresh=True)
             assert read.body is not None
             page = await loop.run_in_executor(None, functools.partial(
                 read_case_page, read.body, url=read.url, content_type=read.content_type,
@@ -90,22 +99,30 @@ class HtmlCaseProducer:
                 yield await read_pdf_document(self.reader, link)
         self.complete = True
 
-    async def _parsed(self, spec: str) -> CaseDocument:
-        """The feed's page read by its custom parser (`parser = "package.module:function"`)."""
+    async def _unchanged_details(self, cases: tuple[CaseRecord, ...]
+                                 ) -> list[CaseDocument] | None:
+        """The detail pages of an unchanged list page's cases, if none of them changed.
+
+        A county edits a case's own page (a decision date, a new agenda link)
+        without touching its list row, so each detail page is asked again
+        (conditionally: a 304 costs no parse); None when one of them changed.
+        """
         options = self.feed.cases
         assert options is not None
-        read = await self.reader.read(self.feed.url)
-        if read.remembered is not None:
-            return CaseDocument(url=read.url, etag=read.etag, last_modified=read.last_modified,
-                                sha256=read.sha256, cases=read.remembered.cases,
-                                unchanged=True)
-        document = FetchedDocument.from_bytes(read.url, read.body or b"", read.content_type)
-        batch = await asyncio.get_running_loop().run_in_executor(
-            None, run_parser, load_parser(spec), document, options)
-        return CaseDocument(url=read.url, etag=read.etag, last_modified=read.last_modified,
-                            sha256=read.sha256, size=len(document.body),
-                            content_type=read.content_type, cases=batch.cases,
-                            rejected=batch.rejected)
+        if options.html is None or options.html.detail is None:
+            return []
+        found: list[CaseDocument] = []
+        for case in cases:
+            if case.detail_url is None:
+                continue
+            read = await self.reader.read(case.detail_url)
+            if read.remembered is None:
+                return None
+            found.append(CaseDocument(url=read.url, etag=read.etag,
+                                      last_modified=read.last_modified, sha256=read.sha256,
+                                      links=read.remembered.links, unchanged=True,
+                                      stage=False))
+        return found
 
     async def _with_detail(self, row: CaseRow) -> tuple[CaseRow, CaseDocument | None]:
         """The row with its detail page's values, and that page as a document of its own.

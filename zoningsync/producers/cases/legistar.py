@@ -1,8 +1,9 @@
 """Legistar: matters paged with `$top`/`$skip`, incremental by `MatterLastModifiedUtc`.
 
 A first read covers the `since_days` window and is complete; later reads ask
-for matters modified since the last success minus an overlap (Legistar does not
-always move the modified date) and retire nothing. Attachments are read as PDFs
+for matters modified since the newest `MatterLastModifiedUtc` the last success
+saw (its `high_water_mark`), minus an overlap (Legistar does not always move
+the modified date), and retire nothing. Attachments are read as PDFs
 by the feed's `[feeds.pdf]` rules when it has them.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from zoningsync.cases.legistar import (
     attachment_urls,
     attachments_url,
+    latest_modified,
     matter_query,
     matters_url,
     read_matters,
@@ -34,12 +36,15 @@ class LegistarCaseProducer:
         self.feed = feed
         self.reader = reader
         self.complete = False
+        self.incomplete_because: str | None = None
+        self.high_water_mark: datetime | None = None
 
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases
         assert options is not None and options.legistar is not None
         legistar = options.legistar
         last = datetime.fromisoformat(since) if since else None
+        self.high_water_mark = last
         start = read_since(datetime.now(UTC), legistar, last)
         url = matters_url(self.feed.url, legistar.client)
         reads_attachments = options.pdf is not None and (
@@ -50,6 +55,10 @@ class LegistarCaseProducer:
             if not isinstance(matters, list):
                 raise FetchError(f"{url}: expected a JSON list of matters")
             batch = read_matters(matters, options)
+            newest = latest_modified(matters)
+            if newest is not None and (self.high_water_mark is None
+                                       or newest > self.high_water_mark):
+                self.high_water_mark = newest
             yield CaseDocument(url=f"{url}?$skip={params['$skip']}", cases=batch.cases,
                                rejected=batch.rejected, remember=False)
             if reads_attachments:
@@ -63,6 +72,10 @@ class LegistarCaseProducer:
                              "matter_types or since_days")
         # Only a read of the whole window sees every matter; an incremental one does not.
         self.complete = last is None
+        if not self.complete:
+            self.incomplete_because = (
+                f"an incremental read (matters modified since {start.isoformat()}): "
+                "no case was retired")
 
     async def _attachments(self, matter: Mapping[str, Any]) -> tuple[str, ...]:
         options = self.feed.cases

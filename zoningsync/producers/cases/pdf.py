@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
 from urllib.parse import urljoin
 
 from bs4 import Tag
@@ -55,6 +56,8 @@ class PdfCaseProducer:
         self.feed = feed
         self.reader = reader
         self.complete = False
+        self.incomplete_because: str | None = None
+        self.high_water_mark: datetime | None = None
 
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases

@@ -6,13 +6,17 @@ the next conditional GET, the cases it gave, the rejected rows, or why the whole
 document was quarantined. An unchanged document (304, or the same sha256) is
 yielded with `unchanged` set and the cases it gave last time: carried forward,
 never re-parsed. After the iteration, `complete` says whether the producer read
-everything the source lists, the only case in which vanished cases may retire.
+everything the source lists, the only case in which vanished cases may retire,
+and `incomplete_because` says why it did not (the run's warning);
+`high_water_mark` is where the next incremental read starts (Legistar's newest
+modification seen), None for sources that are always read whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from typing import Any, Protocol
 
 from zoningsync.cases.build import CaseRejection
@@ -62,6 +66,8 @@ class CaseDocument:
 
 class CaseProducer(Protocol):
     complete: bool
+    incomplete_because: str | None
+    high_water_mark: datetime | None
 
     def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]: ...
 
