@@ -66,11 +66,6 @@ SET claimed_by = NULL, due_at = $2, consecutive_failures = $3, last_outcome = $4
     updated_at = now()
 WHERE feed = $1;
 
--- name: release_claims_of_node
--- A daemon stopping lets go of whatever it still claims.
-UPDATE zoningsync.schedules SET claimed_by = NULL, updated_at = now()
-WHERE claimed_by = $1;
-
 -- name: request_run_now
 UPDATE zoningsync.schedules SET run_now_requested_at = now(), updated_at = now()
 WHERE feed = ANY($1::text[])

@@ -76,10 +76,6 @@ async def release_claim(conn: Conn, feed_id: str, *, due_at: datetime, failures:
     await conn.execute(SQL["release_claim"], feed_id, due_at, failures, outcome)
 
 
-async def release_claims_of_node(conn: Conn, node: str) -> None:
-    await conn.execute(SQL["release_claims_of_node"], node)
-
-
 async def request_run_now(conn: Conn, feed_ids: Sequence[str]) -> dict[str, datetime]:
     """Mark the feeds due at once and wake every daemon; the feeds that have a schedule."""
     rows = await conn.fetch(SQL["request_run_now"], list(feed_ids))
