@@ -2,7 +2,8 @@
 
 Every tick (at most TICK_S apart, at once on a control NOTIFY or when a run
 ends) the scheduler claims due feeds in one short transaction (`claim_due`:
-FOR UPDATE SKIP LOCKED, only feeds this daemon's sources define, not paused)
+FOR UPDATE SKIP LOCKED, only feeds this daemon's sources define, not paused;
+its session holds that feed set, sent once, so a tick costs what is due)
 and runs each under its lease via `sync_feed`, at most `max_concurrent` at a
 time. When a run ends, its outcome sets the feed's next due time. A feed another
 process holds the lease of is `busy`, not failed: it is asked for again soon.
@@ -76,6 +77,8 @@ class Scheduler:
         self.wake = asyncio.Event()
         self.states: dict[str, int] = {}
         self._conn: asyncpg.Connection[Any] | None = None
+        # The feed set the session holds (`schedules.use_daemon_feeds`), by identity.
+        self._session_feeds: dict[str, FeedConfig] | None = None
 
     # -- sources ----------------------------------------------------------------------
 
@@ -130,22 +133,27 @@ class Scheduler:
     async def _connection(self) -> asyncpg.Connection[Any]:
         """The scheduler's own session, named after this node: its claims live with it."""
         if self._conn is None or self._conn.is_closed():
+            self._session_feeds = None
             self._conn = await connect(self.db_url, application_name=holder_name())
         return self._conn
 
     async def _drop_connection(self) -> None:
+        self._session_feeds = None
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
 
     async def _tick(self) -> None:
         free = self.max_concurrent - len(self.running)
-        candidates = [f for f in self.feeds if f not in self.running]
-        if free <= 0 or not candidates:
+        feeds = self.feeds
+        if free <= 0 or not feeds:
             return
         conn = await self._connection()
-        for claim in await schedules.claim_due(conn, self.node, candidates, free):
-            feed = self.feeds[claim.feed]
+        if self._session_feeds is not feeds:
+            await schedules.use_daemon_feeds(conn, list(feeds))
+            self._session_feeds = feeds
+        for claim in await schedules.claim_due(conn, self.node, list(self.running), free):
+            feed = feeds[claim.feed]
             self.running[claim.feed] = asyncio.get_running_loop().create_task(
                 self._run(feed, claim), name=f"run {claim.feed}")
             if self.watcher is not None:

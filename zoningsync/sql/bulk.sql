@@ -20,6 +20,15 @@ SELECT EXISTS (SELECT 1 FROM zoningsync.features);
 SELECT name FROM unnest($1::text[]) AS n(name)
 WHERE to_regclass('zoningsync.' || name) IS NULL;
 
+-- name: missing_secondary_indexes_any
+-- Asked without a lock first: the indexes are almost always there.
+SELECT EXISTS (SELECT FROM unnest($1::text[]) AS n(name)
+               WHERE to_regclass('zoningsync.' || name) IS NULL);
+
+-- name: lock_index_builds
+-- One session at a time builds the secondary indexes of features.
+SELECT pg_advisory_xact_lock(hashtext('zoningsync.features secondary indexes'));
+
 -- name: create_features_geom_idx
 CREATE INDEX IF NOT EXISTS features_geom_idx ON zoningsync.features USING gist (geom);
 

@@ -17,15 +17,33 @@ ON CONFLICT (feed) DO UPDATE
 SET due_at = EXCLUDED.due_at, updated_at = now()
 WHERE s.claimed_by IS NULL AND s.due_at IS DISTINCT FROM EXCLUDED.due_at;
 
+-- name: create_daemon_feeds
+-- The feeds this daemon's sources define, held by its scheduler's session so that a
+-- tick sends none of them: its cost is the due rows', whatever the feed count.
+CREATE TEMP TABLE IF NOT EXISTS zoningsync_daemon_feeds (feed text PRIMARY KEY);
+
+-- name: clear_daemon_feeds
+TRUNCATE pg_temp.zoningsync_daemon_feeds;
+
+-- name: fill_daemon_feeds
+INSERT INTO pg_temp.zoningsync_daemon_feeds SELECT DISTINCT unnest($1::text[]);
+
+-- name: analyze_daemon_feeds
+-- Autovacuum never samples a temporary table: without this the planner guesses its size.
+ANALYZE pg_temp.zoningsync_daemon_feeds;
+
 -- name: claim_due
--- Due feeds among $2 (this daemon's, minus those it runs), not paused, unclaimed
--- or claimed by a node with no session left ($1 is this node), oldest due first.
+-- Due feeds among this daemon's (zoningsync_daemon_feeds) minus those it runs ($2),
+-- not paused, unclaimed or claimed by a node with no session left ($1 is this
+-- node), oldest due first. The due_at index finds the due rows; nothing reads the
+-- rows of feeds not due.
 WITH due AS (
     SELECT s.feed
     FROM zoningsync.schedules s
+    JOIN pg_temp.zoningsync_daemon_feeds d ON d.feed = s.feed
     JOIN zoningsync.feeds f ON f.id = s.feed
     WHERE (s.due_at <= now() OR s.run_now_requested_at IS NOT NULL)
-      AND s.feed = ANY($2::text[])
+      AND s.feed <> ALL($2::text[])
       AND NOT f.paused
       AND (s.claimed_by IS NULL OR s.claimed_by = $1 OR NOT EXISTS (
                SELECT 1 FROM pg_stat_activity a
@@ -47,11 +65,6 @@ UPDATE zoningsync.schedules
 SET claimed_by = NULL, due_at = $2, consecutive_failures = $3, last_outcome = $4,
     updated_at = now()
 WHERE feed = $1;
-
--- name: release_claims_of_node
--- A daemon stopping lets go of whatever it still claims.
-UPDATE zoningsync.schedules SET claimed_by = NULL, updated_at = now()
-WHERE claimed_by = $1;
 
 -- name: request_run_now
 UPDATE zoningsync.schedules SET run_now_requested_at = now(), updated_at = now()

@@ -55,11 +55,21 @@ async def defer_secondary_indexes(conn: Conn) -> bool:
 
 
 async def ensure_secondary_indexes(conn: Conn) -> list[str]:
-    """Build the secondary indexes that are missing (after a load, or a load that died)."""
-    missing = [r["name"] for r in await conn.fetch(SQL["missing_secondary_indexes"],
-                                                   list(SECONDARY_INDEXES))]
-    for name in missing:
-        await conn.execute(SQL[f"create_{name}"])
+    """Build the secondary indexes that are missing (after a load, or a load that died).
+
+    Runs that start together on an empty table would race to create the same
+    index (`CREATE INDEX IF NOT EXISTS` is not safe against a concurrent twin:
+    a unique violation in pg_class), so the builds take turns under one
+    transaction-scoped advisory lock, each looking again once it holds it.
+    """
+    if not await conn.fetchval(SQL["missing_secondary_indexes_any"], list(SECONDARY_INDEXES)):
+        return []
+    async with conn.transaction():
+        await conn.execute(SQL["lock_index_builds"])
+        missing = [r["name"] for r in await conn.fetch(SQL["missing_secondary_indexes"],
+                                                       list(SECONDARY_INDEXES))]
+        for name in missing:
+            await conn.execute(SQL[f"create_{name}"])
     if missing:
         log.info("built secondary indexes", indexes=missing)
     return missing

@@ -50,21 +50,30 @@ async def set_due_times(conn: Conn, due: dict[str, datetime]) -> None:
     await conn.execute(SQL["set_due_times"], list(due), list(due.values()))
 
 
-async def claim_due(conn: Conn, node: str, candidates: Sequence[str], limit: int
-                    ) -> list[Claim]:
-    """Claim up to `limit` due feeds among `candidates`, in one transaction."""
+async def use_daemon_feeds(conn: Conn, feed_ids: Sequence[str]) -> None:
+    """Hold these feed ids in the session as the ones `claim_due` may claim.
+
+    Sent once per session and per sources (re)load, not on every tick: sending
+    3,000 ids took a tick from 0.3 ms to 2 ms, growing with feeds that are not due.
+    """
     async with conn.transaction():
-        rows = await conn.fetch(SQL["claim_due"], node, list(candidates), limit)
+        await conn.execute(SQL["create_daemon_feeds"])
+        await conn.execute(SQL["clear_daemon_feeds"])
+        await conn.execute(SQL["fill_daemon_feeds"], list(feed_ids))
+    await conn.execute(SQL["analyze_daemon_feeds"])
+
+
+async def claim_due(conn: Conn, node: str, running: Sequence[str], limit: int) -> list[Claim]:
+    """Claim up to `limit` due feeds of `use_daemon_feeds`, none of `running`, in one
+    transaction."""
+    async with conn.transaction():
+        rows = await conn.fetch(SQL["claim_due"], node, list(running), limit)
     return [Claim(r["feed"], r["consecutive_failures"], r["last_attempt_at"]) for r in rows]
 
 
 async def release_claim(conn: Conn, feed_id: str, *, due_at: datetime, failures: int,
                         outcome: str) -> None:
     await conn.execute(SQL["release_claim"], feed_id, due_at, failures, outcome)
-
-
-async def release_claims_of_node(conn: Conn, node: str) -> None:
-    await conn.execute(SQL["release_claims_of_node"], node)
 
 
 async def request_run_now(conn: Conn, feed_ids: Sequence[str]) -> dict[str, datetime]:
