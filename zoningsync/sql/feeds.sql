@@ -1,5 +1,10 @@
 -- Queries of store/feeds.py: the feeds table, one row per configured feed.
 
+-- name: feed_registration_lock
+-- Two daemons registering one new feed at once would otherwise race on the second
+-- unique key, (jurisdiction, feed), which `ON CONFLICT (id)` does not arbitrate.
+SELECT pg_advisory_xact_lock(hashtext('zoningsync.feeds'), hashtext($1));
+
 -- name: upsert_feed
 INSERT INTO zoningsync.feeds AS f (id, jurisdiction, feed, kind, source_type, url, config)
 VALUES ($1, $2, $3, $4, $5, $6, $7)

@@ -25,10 +25,13 @@ def _config_snapshot(feed: FeedConfig) -> dict[str, Any]:
 
 
 async def register_feed(conn: Conn, feed: FeedConfig) -> None:
-    await conn.execute(
-        SQL["upsert_feed"], feed.full_id, feed.jurisdiction, feed.id, feed.kind.value,
-        feed.type, feed.url, _config_snapshot(feed),
-    )
+    """Insert or refresh the feed's row; safe when several daemons start at once."""
+    async with conn.transaction():
+        await conn.execute(SQL["feed_registration_lock"], feed.full_id)
+        await conn.execute(
+            SQL["upsert_feed"], feed.full_id, feed.jurisdiction, feed.id, feed.kind.value,
+            feed.type, feed.url, _config_snapshot(feed),
+        )
 
 
 async def pause_state(conn: Conn, feed_id: str) -> tuple[bool, str | None]:
