@@ -14,14 +14,12 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime
 
 from zoningsync.cases.build import CaseRow, finish_cases
 from zoningsync.cases.html import layout_problem, read_case_page, read_detail_page
 from zoningsync.cases.model import CaseRecord
-from zoningsync.config import FeedConfig
 from zoningsync.errors import FetchError
-from zoningsync.producers.cases.documents import DocumentReader
+from zoningsync.producers.cases.base import ReadingProducer
 from zoningsync.producers.cases.pdf import read_pdf_document
 from zoningsync.producers.cases.port import CaseDocument
 
@@ -30,14 +28,7 @@ class LayoutChanged(FetchError):
     """The case list no longer looks like its selectors say; nothing was retired."""
 
 
-class HtmlCaseProducer:
-    def __init__(self, feed: FeedConfig, reader: DocumentReader) -> None:
-        self.feed = feed
-        self.reader = reader
-        self.complete = False
-        self.incomplete_because: str | None = None
-        self.high_water_mark: datetime | None = None
-
+class HtmlCaseProducer(ReadingProducer):
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases
         assert options is not None and options.html is not None

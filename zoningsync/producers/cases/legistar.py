@@ -22,23 +22,16 @@ from zoningsync.cases.legistar import (
     read_matters,
     read_since,
 )
-from zoningsync.config import FeedConfig
 from zoningsync.errors import FetchError
-from zoningsync.producers.cases.documents import PAGE_MAX_BYTES, DocumentReader
+from zoningsync.producers.cases.base import ReadingProducer
+from zoningsync.producers.cases.documents import PAGE_MAX_BYTES
 from zoningsync.producers.cases.pdf import read_pdf_document
 from zoningsync.producers.cases.port import CaseDocument
 
 MAX_PAGES = 1000  # 1M matters: beyond any city's legislative record
 
 
-class LegistarCaseProducer:
-    def __init__(self, feed: FeedConfig, reader: DocumentReader) -> None:
-        self.feed = feed
-        self.reader = reader
-        self.complete = False
-        self.incomplete_because: str | None = None
-        self.high_water_mark: datetime | None = None
-
+class LegistarCaseProducer(ReadingProducer):
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases
         assert options is not None and options.legistar is not None

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 from zoningsync.cases.parser import FetchedDocument, load_parser, run_parser
 from zoningsync.config import FeedConfig
+from zoningsync.producers.cases.base import ReadingProducer
 from zoningsync.producers.cases.documents import DocumentReader
 from zoningsync.producers.cases.port import CaseDocument
 
 
-class ParserCaseProducer:
+class ParserCaseProducer(ReadingProducer):
     def __init__(self, feed: FeedConfig, reader: DocumentReader, spec: str) -> None:
-        self.feed = feed
-        self.reader = reader
+        super().__init__(feed, reader)
         self.spec = spec
-        self.complete = False
-        self.incomplete_because: str | None = None
-        self.high_water_mark: datetime | None = None
 
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
 from urllib.parse import urljoin
 
 from bs4 import Tag
@@ -17,8 +16,8 @@ from bs4 import Tag
 from zoningsync.cases.html import parse_html
 from zoningsync.cases.model import DocumentQuarantine
 from zoningsync.cases.pdf import read_pdf_bounded
-from zoningsync.config import FeedConfig
 from zoningsync.http import AnswerTooBig
+from zoningsync.producers.cases.base import ReadingProducer
 from zoningsync.producers.cases.documents import DocumentReader
 from zoningsync.producers.cases.port import CaseDocument
 
@@ -51,14 +50,7 @@ async def read_pdf_document(reader: DocumentReader, url: str) -> CaseDocument:
         rejected=reading.rejected, quarantine=quarantine, warnings=reading.warnings)
 
 
-class PdfCaseProducer:
-    def __init__(self, feed: FeedConfig, reader: DocumentReader) -> None:
-        self.feed = feed
-        self.reader = reader
-        self.complete = False
-        self.incomplete_because: str | None = None
-        self.high_water_mark: datetime | None = None
-
+class PdfCaseProducer(ReadingProducer):
     async def documents(self, *, since: str | None) -> AsyncIterator[CaseDocument]:
         options = self.feed.cases
         assert options is not None
