@@ -126,13 +126,19 @@ SELECT (SELECT count(*) FROM history WHERE op = 'insert') AS inserted,
        (SELECT count(*) FROM history WHERE op = 'update') AS updated,
        (SELECT count(*) FROM moved) AS moved;
 
--- name: retire_absent_cases
+-- name: absent_cases
 -- After a complete read: the feed's cases it did not stage are gone upstream.
+SELECT c.case_number FROM zoningsync.cases c
+WHERE c.feed = $2
+  AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_cases s
+                  WHERE s.run_id = $1 AND s.case_number = c.case_number);
+
+-- name: retire_cases
+-- Retired by run $1 (a sync, or a rollback undoing an insert): each case's last
+-- version goes to history, where a later rollback can restore it from.
 WITH gone AS (
     DELETE FROM zoningsync.cases c
-    WHERE c.feed = $2
-      AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_cases s
-                      WHERE s.run_id = $1 AND s.case_number = c.case_number)
+    WHERE c.feed = $2 AND c.case_number = ANY($3::text[])
     RETURNING c.*
 ), history AS (
     INSERT INTO zoningsync.case_history

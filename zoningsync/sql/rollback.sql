@@ -215,27 +215,8 @@ FROM zoningsync.case_history
 WHERE run_id = $1
 ORDER BY case_number, id;
 
--- name: undo_case_inserts
-WITH gone AS (
-    DELETE FROM zoningsync.cases c
-    USING rollback_cases r
-    WHERE c.feed = $1 AND c.case_number = r.case_number AND r.op = 'insert'
-    RETURNING c.*
-), history AS (
-    INSERT INTO zoningsync.case_history
-        (run_id, op, feed, case_number, new_row_hash, case_id, jurisdiction, title, case_type,
-         status, status_class, filed_at, hearing_at, decided_at, from_zoning, to_zoning,
-         acreage, address, applicant, parcel_ids, detail_url, document_url, document_sha256,
-         pages, attrs, row_hash, first_run, last_run, created_at, updated_at)
-    SELECT $2, 'retire', $1, g.case_number, NULL, g.id, g.jurisdiction, g.title, g.case_type,
-           g.status, g.status_class, g.filed_at, g.hearing_at, g.decided_at, g.from_zoning,
-           g.to_zoning, g.acreage, g.address, g.applicant, g.parcel_ids, g.detail_url,
-           g.document_url, g.document_sha256, g.pages, g.attrs, g.row_hash, g.first_run,
-           g.last_run, g.created_at, g.updated_at
-    FROM gone g
-    RETURNING 1
-)
-SELECT count(*) FROM history;
+-- name: rollback_inserted_cases
+SELECT case_number FROM rollback_cases WHERE op = 'insert';
 
 -- name: undo_case_updates
 WITH old AS (

@@ -182,7 +182,9 @@ async def merge_cases(conn: Conn, run_id: int, feed_id: str, jurisdiction: str, 
         assert upsert is not None
         retired = 0
         if complete:
-            retired = int(await conn.fetchval(SQL["retire_absent_cases"], run_id, feed_id))
+            absent = [r["case_number"] for r in
+                      await conn.fetch(SQL["absent_cases"], run_id, feed_id)]
+            retired = await retire_cases(conn, run_id, feed_id, absent)
         staged = int(await conn.fetchval(SQL["count_staged_cases"], run_id))
         counts = CaseMergeCounts(
             inserted=upsert["inserted"], updated=upsert["updated"], retired=retired,
@@ -192,6 +194,14 @@ async def merge_cases(conn: Conn, run_id: int, feed_id: str, jurisdiction: str, 
         await conn.execute(SQL["add_case_merge_stats"], run_id, counts.inserted,
                            counts.updated, counts.retired)
     return counts
+
+
+async def retire_cases(conn: Conn, run_id: int, feed_id: str,
+                       case_numbers: list[str]) -> int:
+    """Remove these cases of the feed, their last versions kept in history as run_id's."""
+    if not case_numbers:
+        return 0
+    return int(await conn.fetchval(SQL["retire_cases"], run_id, feed_id, case_numbers))
 
 
 async def document_state(conn: Conn, feed_id: str, url: str) -> DocumentState | None:

@@ -24,6 +24,7 @@ from typing import Any
 from zoningsync.errors import FeedBusy, ZoningsyncError
 from zoningsync.sql import queries
 from zoningsync.store.audit import record_action
+from zoningsync.store.cases import retire_cases
 from zoningsync.store.connect import Conn, connection
 from zoningsync.store.control import mark_paused, notify
 from zoningsync.store.lease import feed_lease, lease_holder
@@ -192,7 +193,8 @@ async def _undo(conn: Conn, run_id: int, feed: str, rollback_id: int) -> RunUndo
     undo.reverted = int(await conn.fetchval(SQL["undo_updates"], feed, rollback_id))
     undo.reinserted = int(await conn.fetchval(SQL["undo_retirements"], feed, rollback_id))
     await conn.execute(SQL["fill_rollback_cases"], run_id)
-    undo.deleted += int(await conn.fetchval(SQL["undo_case_inserts"], feed, rollback_id))
+    inserted_cases = [r["case_number"] for r in await conn.fetch(SQL["rollback_inserted_cases"])]
+    undo.deleted += await retire_cases(conn, rollback_id, feed, inserted_cases)
     undo.reverted += int(await conn.fetchval(SQL["undo_case_updates"], feed, rollback_id))
     undo.reinserted += int(await conn.fetchval(SQL["undo_case_retirements"], feed,
                                                rollback_id))
