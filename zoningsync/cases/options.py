@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import soupsieve
 
 from zoningsync.cases.model import CASE_FIELDS, StatusClass
 from zoningsync.cases.normalize import status_key
 from zoningsync.errors import SourceConfigError
+from zoningsync.redact import redact
+from zoningsync.toml_table import TableReader
 
 CaseSourceType = Literal["html", "pdf", "legistar"]
 CASE_SOURCE_TYPES: tuple[CaseSourceType, ...] = ("html", "pdf", "legistar")
@@ -123,61 +125,54 @@ CASE_KEYS = frozenset({
 })
 
 
-class _Table:
-    """Typed reads from one TOML table; every error names file, key and fix."""
+# Selectors and patterns of a real agenda run to a few hundred characters.
+MAX_OPTION_CHARS = 4096
 
-    def __init__(self, path: Path, prefix: str, table: Mapping[str, Any]) -> None:
-        self.path = path
-        self.prefix = prefix
-        self.table = table
-        self.used: set[str] = set()
+
+class _Table(TableReader):
+    """The case options' reader: the first problem raises, naming file, key and fix.
+
+    Case options are checked after the feed table's own keys (config.py reads
+    those and collects every problem), in an order where a later check needs an
+    earlier value (a PDF's pattern decides whether `table` is required), so they
+    stop at the first problem instead.
+    """
+
+    def problem(self, key: str, text: str) -> NoReturn:
+        raise self.fail(key, text)
 
     def fail(self, key: str, problem: str) -> SourceConfigError:
-        return SourceConfigError(f"{self.path}: {self.prefix}.{key}: {problem}")
+        return SourceConfigError(redact(f"{self.path}: {self.prefix}{key}: {problem}"))
 
     def raw(self, key: str) -> Any:
         self.used.add(key)
         return self.table.get(key)
 
     def string(self, key: str, *, required: bool = False) -> str | None:
-        value = self.raw(key)
-        if value is None:
+        if key not in self.table:
             if required:
                 raise self.fail(key, "is required; add it as a string")
+            self.used.add(key)
             return None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, f"must be a non-empty string, got {value!r}")
+        value = self.get_str(key, max_chars=MAX_OPTION_CHARS)
+        if not value.strip():
+            raise self.fail(key, "must be a non-empty string")
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw(key)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.fail(key, f"must be true or false, got {value!r}")
-        return value
+        return bool(self.get(key, bool, "true or false", default))
 
     def number(self, key: str, default: float, low: float, high: float, *,
                integer: bool = False) -> float:
-        value = self.raw(key)
-        if value is None:
-            return default
-        if (isinstance(value, bool) or not isinstance(value, int | float)
-                or (integer and isinstance(value, float))):
-            kind = "an integer" if integer else "a number"
-            raise self.fail(key, f"must be {kind} between {low:g} and {high:g}, got {value!r}")
-        number = float(value)
-        if not math.isfinite(number) or not low <= number <= high:
-            raise self.fail(key, f"must be between {low:g} and {high:g}, got {value!r}")
-        return number
+        if integer:
+            return self.get_int(key, int(low), int(high), int(default))
+        return self.get_float(key, low, high, default)
 
     def sub_table(self, key: str) -> _Table | None:
-        value = self.raw(key)
-        if value is None:
+        if self.raw(key) is None:
             return None
-        if not isinstance(value, Mapping):
-            raise self.fail(key, f"must be a table ([{self.prefix}.{key}]), got {value!r}")
-        return _Table(self.path, f"{self.prefix}.{key}", value)
+        value = self.get(key, Mapping, f"a table ([{self.prefix}{key}])", None)
+        return _Table(self.path, value, f"{self.prefix}{key}.")
 
     def regex(self, key: str, *, flags: int = 0) -> re.Pattern[str] | None:
         text = self.string(key)
@@ -194,12 +189,6 @@ class _Table:
         if text is not None:
             check_date_format(text, lambda p: self.fail(key, p))
         return text
-
-    def reject_unknown(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            valid = ", ".join(sorted(self.used))
-            raise self.fail(unknown[0], f"unknown key; valid keys here are: {valid}")
 
 
 def compile_regex(text: str, fail: Any, flags: int = 0) -> re.Pattern[str]:
@@ -234,7 +223,7 @@ def parse_case_options(
     The caller (config.py) rejects every key of the feed table that is neither
     its own nor in the returned set.
     """
-    feed = _Table(path, f"feeds.{feed_id}", table)
+    feed = _Table(path, table, f"feeds.{feed_id}.")
     parser = feed.string("parser")
     if parser is not None and not _PARSER.match(parser):
         raise feed.fail("parser", f"{parser!r} must name a function as 'package.module:function'")
@@ -415,7 +404,7 @@ def _field(fields: _Table, name: str, form: Any) -> FieldSpec:
         raise fields.fail(name, "must be a CSS selector string or a table like "
                           "{ column = \"Status\" }, { selector = \"td a\", attr = \"href\" }, "
                           "{ page = \"#id\" } or { pattern = '…' }")
-    spec = _Table(fields.path, f"{fields.prefix}.{name}", form)
+    spec = _Table(fields.path, form, f"{fields.prefix}{name}.")
     located = [key for key in ("column", "selector", "page") if key in form]
     if len(located) > 1:
         raise fields.fail(name, f"has both {located[0]} and {located[1]}; keep one of "
