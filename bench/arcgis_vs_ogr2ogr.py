@@ -5,7 +5,9 @@ Serves a simulated county from the portal in its own process, in two layer shape
 both tools against the same server and the same PostGIS, interleaved (zoningsync,
 ogr2ogr, zoningsync, ogr2ogr ...), `--repeat` times each: the first load into a
 fresh database, a re-sync of unchanged data, and a re-sync after 1% of the county
-changed. ogr2ogr has no incremental mode, so each of its syncs is a full reload
+changed, which zoningsync reads twice: by edit date (`1% changed`) and by change
+tracking (`1% extractChanges`, on a copy of the database taken before the publish).
+ogr2ogr has no incremental mode, so each of its syncs is a full reload
 (`-overwrite`, `PG_USE_COPY=YES`, GDAL paging the layer itself). Times include
 process start. zoningsync runs with a generous rate limit (ogr2ogr has none);
 politeness is tested apart.
@@ -50,6 +52,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 from procstat import CpuMeter, Reading, postmaster_pid
 from summary import (
+    CHANGE_TRACKING,
     LARGE_RSS_MB_TARGET,
     LARGE_RSS_RATIO_TARGET,
     LOOP_LAG_P99_TARGET_MS,
@@ -68,6 +71,9 @@ VENV_BIN = Path(sys.executable).parent
 LAYER_PATH = "/arcgis/rest/services/Wake/FeatureServer/0"
 QUERY = "/query?where=1%3D1&outFields=*&orderByFields=OBJECTID+ASC&f=json"
 SHAPES = ("wide", "thin")
+# zoningsync's incremental strategies, one source directory each; the feed's
+# row-shaping fingerprint does not include it, so either reads the other's state.
+EDIT_DATE, CHANGES = "edit_date", "changes"
 
 SOURCE = """
 [jurisdiction]
@@ -82,6 +88,7 @@ url = "{url}"
 key = "PIN"
 rate_limit = {{ requests_per_second = 1000, burst = 1000 }}
 page_size = 2000
+incremental = "{incremental}"
 [feeds.fields]
 parcel_id = "PIN"
 zoning_code = "ZONING"
@@ -131,7 +138,12 @@ def run_child(argv: list[str], env: dict[str, str] | None = None) -> Child:
 
 
 class Portal:
-    """The simulated county portal in a process of its own, with its answer cache."""
+    """The simulated county portal in a process of its own, with its answer cache.
+
+    Its layer tracks changes from the start (a behaviour is part of every cache
+    key, so it is never switched during a run): the edit-date feed and ogr2ogr
+    never ask the service root, so they read it as a layer without tracking.
+    """
 
     def __init__(self, parcels: int, shape: str) -> None:
         self.shape = shape
@@ -145,6 +157,7 @@ class Portal:
         if not self.base_url.startswith("http"):
             sys.exit("bench: the portal did not start")
         self.layer_url = self.base_url + LAYER_PATH
+        self._call("/_portal/behaviour", {"change_tracking": True})
 
     def _call(self, route: str, body: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(
@@ -190,11 +203,13 @@ async def fetch_value(db_url: str, sql: str) -> Any:
         await conn.close()
 
 
-async def fresh_database(cluster_url: str, name: str) -> str:
+async def fresh_database(cluster_url: str, name: str, template: str | None = None) -> str:
+    """A new database `name` (a copy of `template`, when given) and its URL."""
     conn = await asyncpg.connect(cluster_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await conn.close()
     base, _, query = cluster_url.partition("?")
@@ -219,7 +234,11 @@ class Bench:
         print(f"bench: serving {parcels} {shape} parcels", file=sys.stderr)
         self.portal = Portal(parcels, shape)
         self.parcels = parcels
-        (self.sources / "bench.toml").write_text(SOURCE.format(url=self.portal.layer_url))
+        for strategy in (EDIT_DATE, CHANGES):
+            directory = self.sources / strategy
+            directory.mkdir(exist_ok=True)
+            (directory / "bench.toml").write_text(
+                SOURCE.format(url=self.portal.layer_url, incremental=strategy))
         return self.portal
 
     def stop(self) -> None:
@@ -272,10 +291,11 @@ class Bench:
             db_url, "SELECT count(*) FROM public.ogr_parcels")))
         return self._kept(sample)
 
-    def zoningsync_sync(self, db_url: str, scenario: str, repeat: int) -> Sample:
+    def zoningsync_sync(self, db_url: str, scenario: str, repeat: int,
+                        strategy: str = EDIT_DATE) -> Sample:
         argv = [str(VENV_BIN / "zoningsync"), "--database-url", db_url,
                 "--log-level", "warning", "sync", "bench-county/parcels",
-                "--sources", str(self.sources), "--json"]
+                "--sources", str(self.sources / strategy), "--json"]
         child, sample = self._measured("zoningsync", scenario, repeat, argv)
         summary = json.loads(child.stdout)[0]
         sample.history_rows = int(asyncio.run(fetch_value(
@@ -283,7 +303,7 @@ class Bench:
                     f" WHERE run_id = {int(summary['id'])}")))
         sample.rows = summary["inserted"] + summary["updated"] + summary["retired"]
         sample.loop_lag_p99_ms = summary.get("loop_lag_p99_ms")
-        sample.detail = (f"mode={summary['mode']} fetched={summary['fetched']} "
+        sample.detail = (f"{strategy} mode={summary['mode']} fetched={summary['fetched']} "
                          f"quarantined={summary['quarantined']} chunks "
                          f"{summary['chunks_written']}/{summary['chunks_total']} "
                          f"requests={summary['requests']}")
@@ -312,19 +332,28 @@ class Bench:
         self.zoningsync_sync(db_url, "unchanged", -1)
 
     def interleaved(self, repeat: int) -> None:
-        """One repeat of every scenario, the tools taking turns."""
+        """One repeat of every scenario, the tools taking turns.
+
+        The change-tracking re-sync starts from the same state as the edit-date
+        one: a copy of the database after the unchanged re-sync, which one
+        unmeasured full read with change tracking brings to the layer's server
+        generation (a feed stores one only from a read that saw it).
+        """
         assert self.portal is not None
         db_url = self.migrated_database()
         self.zoningsync_sync(db_url, "first load", repeat)
         self.ogr2ogr_load(db_url, "first load", repeat)
         self.zoningsync_sync(db_url, "unchanged", repeat)
         self.ogr2ogr_load(db_url, "unchanged", repeat)
+        tracked_url = asyncio.run(fresh_database(self.admin_url, "bench_changes", "bench"))
+        self.zoningsync_sync(tracked_url, "unchanged", -1, CHANGES)
         published = self.portal.publish(0.01, seed=11 + repeat)
         print(f"bench: published a 1% change: "
               f"{ {k: v for k, v in published.items() if isinstance(v, int)} }",
               file=sys.stderr)
         self.zoningsync_sync(db_url, "1% changed", repeat)
         self.ogr2ogr_load(db_url, "1% changed", repeat)
+        self.zoningsync_sync(tracked_url, CHANGE_TRACKING, repeat, CHANGES)
 
     def large_load(self) -> None:
         db_url = self.migrated_database("bench_large")

@@ -50,11 +50,14 @@ def server_gen(county: County) -> int:
 class ChangeTracker:
     """The live object ids of each layer at each generation shown; extract answers.
 
-    Used only from the portal's worker thread, like the county itself.
+    Used only from the portal's worker thread, like the county itself. `asked`
+    keeps the generation of every extract asked, in order, so a test can tell
+    which generation a client stood at (a resumed run must not skip one).
     """
 
     def __init__(self, county: County) -> None:
         self.county = county
+        self.asked: list[int] = []
         self._seen: dict[tuple[int, int], IntArray] = {}
         self._jobs: dict[str, tuple[bytes, int]] = {}
         self._job_ids = itertools.count(1)
@@ -92,6 +95,7 @@ class ChangeTracker:
         """The answer to one extractChanges request (synchronous or as a job)."""
         gen = self.observe()
         layer, since = self._asked(params)
+        self.asked.append(since)
         if behaviours.expired_generation:
             return error_body(400, "Unable to extract changes.", [
                 f"The layer server generation {since} is no longer available; the change "
