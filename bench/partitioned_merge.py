@@ -1,22 +1,24 @@
-"""The merge on a `features` table LIST-partitioned by feed against the plain one.
+"""The schema migrated to 0012 (plain `features`) against 0013 (partitioned by feed).
 
-An experiment for docs/scaling.md, on scratch databases only (the production
-schema is not changed): two databases of one throwaway cluster, `plain` as
-migrated and `partitioned` where `features` is rebuilt as a table partitioned by
-LIST (feed), one partition per feed plus a default, with the same columns,
-primary key (feed, source_key) and secondary indexes; `UNIQUE (id)` is left out,
-as a partitioned table's unique keys must include the partition key (its views
-go with the old table: the runs do not read them).
+For docs/scaling.md, on scratch databases of one throwaway cluster: `plain` is
+migrated with migrations 0001-0012 only, and 0013 is then recorded as applied
+without being run, so that today's zoningsync (whose statements run on both
+schemas) accepts it; `partitioned` is migrated as shipped, the real 0013:
+features and feature_history HASH-partitioned by feed into 16 partitions each.
 
-`--feeds` feeds read one simulated layer (`--parcels` parcels): each is first
-loaded into both databases, one feed at a time; then `--publishes` times the
-portal publishes 1% of parcels changed and every feed is synced incrementally,
-alternating plain and partitioned feed by feed so that a busy neighbour hits
-both alike. Compared: `runs.seconds` of first loads and of incremental runs
-(median, min, max), and the errors of runs that failed. Timings on a shared
-machine are rough.
+`--feeds` feeds read one simulated layer (`--parcels` parcels, wide shape):
+each is first loaded into both databases, one feed at a time, alternating plain
+and partitioned so that a busy neighbour hits both alike; then `--publishes`
+times the portal publishes 1% of parcels changed and every feed is synced
+incrementally, alternating the same way. Compared: `runs.seconds` of first
+loads and of incremental runs (median, min, max), the errors of runs that
+failed, and, after VACUUM ANALYZE of both, two planner queries timed by
+EXPLAIN ANALYZE (planning and execution, median of `--repeats`, alternating,
+in sessions set as zoningsync's own): the parcels of every feed intersecting a
+box (the `parcels` view), as planned and without parallel workers, and one
+feed's `parcel_history`. Timings on a shared machine are rough.
 
-    .venv/bin/python bench/partitioned_merge.py --feeds 6 --parcels 20000
+    .venv/bin/python bench/partitioned_merge.py --feeds 4 --parcels 10000 --publishes 1
 """
 
 from __future__ import annotations
@@ -55,15 +57,32 @@ zoning_desc = "ZONE_DESC"
 address = "SITE_ADDRESS"
 """
 
-SECONDARY_INDEXES = """
-SELECT pg_get_indexdef(indexrelid) FROM pg_index
-WHERE indrelid = 'zoningsync.features'::regclass AND NOT indisprimary AND NOT indisunique
+PLAIN_VERSION = 12
+# The parcels of every feed in a box around the layer's centre, a tenth of its
+# extent on each side: what a planner's map view asks.
+PARCELS_IN_BOX = """
+SELECT count(*), sum(ST_Area(geom))
+FROM zoningsync.parcels
+WHERE ST_Intersects(geom, ST_MakeEnvelope($1, $2, $3, $4, 4326))
+"""
+ONE_FEEDS_HISTORY = """
+SELECT op, count(*), count(zoning_after) FROM zoningsync.parcel_history WHERE feed = $1
+GROUP BY op
+"""
+BOX = """
+SELECT ST_XMin(e) + (ST_XMax(e) - ST_XMin(e)) * 0.45, ST_YMin(e) + (ST_YMax(e) - ST_YMin(e)) * 0.45,
+       ST_XMin(e) + (ST_XMax(e) - ST_XMin(e)) * 0.55, ST_YMin(e) + (ST_YMax(e) - ST_YMin(e)) * 0.55
+FROM (SELECT ST_Extent(geom)::geometry AS e FROM zoningsync.features) AS x
 """
 
 
-async def databases(admin_url: str) -> dict[str, str]:
-    from zoningsync.migrate import apply_migrations
+async def databases(admin_url: str, plain_migrations: Path) -> dict[str, str]:
+    """`plain` at 0012 (0013 recorded, not run) and `partitioned` at 0013."""
+    from zoningsync.migrate import apply_migrations, available_migrations
 
+    for migration in available_migrations():
+        if migration.version <= PLAIN_VERSION:
+            (plain_migrations / migration.name).write_text(migration.sql)
     urls = {}
     admin = await asyncpg.connect(admin_url)
     try:
@@ -71,34 +90,74 @@ async def databases(admin_url: str) -> dict[str, str]:
             await admin.execute(f'CREATE DATABASE "zs_{name}"')
             base, _, query = admin_url.partition("?")
             urls[name] = f"{base.rsplit('/', 1)[0]}/zs_{name}?{query}"
-            await apply_migrations(urls[name])
+        await apply_migrations(urls["plain"], plain_migrations)
+        await apply_migrations(urls["partitioned"])
     finally:
         await admin.close()
+    conn = await asyncpg.connect(urls["plain"])
+    try:
+        for migration in available_migrations():
+            if migration.version > PLAIN_VERSION:
+                await conn.execute(
+                    "INSERT INTO zoningsync.schema_migrations (version, name, checksum)"
+                    " VALUES ($1, $2, $3)", migration.version, migration.name,
+                    migration.checksum)
+    finally:
+        await conn.close()
     return urls
 
 
-async def partition_features(url: str, feeds: list[str]) -> None:
-    """Rebuild the (empty) features table as LIST (feed), one partition per feed."""
-    conn = await asyncpg.connect(url)
+async def explain_ms(conn: asyncpg.Connection[Any], query: str, args: tuple[Any, ...],
+                     workers: int | None) -> tuple[float, float]:
+    """Planning and execution time (ms) of one run of the query, as EXPLAIN ANALYZE says.
+
+    `workers` caps max_parallel_workers_per_gather for this query (None: the default).
+    """
+    async with conn.transaction():
+        if workers is not None:
+            await conn.execute(f"SET LOCAL max_parallel_workers_per_gather = {workers}")
+        [plan] = json.loads(await conn.fetchval(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + query, *args))
+    return float(plan["Planning Time"]), float(plan["Execution Time"])
+
+
+async def planner_queries(urls: dict[str, str], feed: str, repeats: int
+                          ) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Times of the planner queries on both databases, alternating, warm caches.
+
+    Sessions as zoningsync's own (jit off: JIT compilation took 60 ms of a 110 ms
+    history query, on either schema once its cost passed jit_above_cost). The box
+    query is timed twice: as planned (a Gather over the partitions' scans is
+    chosen on the partitioned table, and starting its workers on a busy machine
+    is most of its time) and without parallel workers.
+    """
+    from zoningsync.store.connect import SERVER_SETTINGS
+
+    conns = {name: await asyncpg.connect(url, server_settings=SERVER_SETTINGS)
+             for name, url in urls.items()}
     try:
-        async with conn.transaction():
-            indexes = [r[0] for r in await conn.fetch(SECONDARY_INDEXES)]
-            await conn.execute(
-                "CREATE TABLE zoningsync.features_p (LIKE zoningsync.features INCLUDING"
-                " DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY) PARTITION BY LIST (feed)")
-            await conn.execute("DROP TABLE zoningsync.features CASCADE")
-            await conn.execute("ALTER TABLE zoningsync.features_p RENAME TO features")
-            await conn.execute("ALTER TABLE zoningsync.features ADD CONSTRAINT features_pkey"
-                               " PRIMARY KEY (feed, source_key)")
-            for definition in indexes:
-                await conn.execute(definition)
-            for i, feed in enumerate(feeds):
-                await conn.execute(f"CREATE TABLE zoningsync.features_{i:02d} PARTITION OF"
-                                   f" zoningsync.features FOR VALUES IN ('{feed}')")
-            await conn.execute("CREATE TABLE zoningsync.features_default PARTITION OF"
-                               " zoningsync.features DEFAULT")
+        for conn in conns.values():
+            await conn.execute("VACUUM ANALYZE")
+        corners = await conns["plain"].fetchrow(BOX)
+        assert corners is not None
+        box = tuple(corners)
+        queries: tuple[tuple[str, str, tuple[Any, ...], int | None], ...] = (
+            ("box", PARCELS_IN_BOX, box, None),
+            ("box, no parallel workers", PARCELS_IN_BOX, box, 0),
+            ("history", ONE_FEEDS_HISTORY, (feed,), None))
+        times: dict[str, dict[str, dict[str, list[float]]]] = {
+            name: {q[0]: {"planning": [], "execution": []} for q in queries} for name in urls}
+        for round_ in range(repeats + 1):
+            for name, conn in conns.items():
+                for query_name, query, args, workers in queries:
+                    planning, execution = await explain_ms(conn, query, args, workers)
+                    if round_:  # the first round warms the caches
+                        times[name][query_name]["planning"].append(planning)
+                        times[name][query_name]["execution"].append(execution)
     finally:
-        await conn.close()
+        for conn in conns.values():
+            await conn.close()
+    return times
 
 
 def sync(db_url: str, sources: Path, feed: str) -> dict[str, Any]:
@@ -132,9 +191,10 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--feeds", type=int, default=6)
-    parser.add_argument("--parcels", type=int, default=20_000)
-    parser.add_argument("--publishes", type=int, default=2)
+    parser.add_argument("--feeds", type=int, default=4)
+    parser.add_argument("--parcels", type=int, default=10_000)
+    parser.add_argument("--publishes", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -157,8 +217,9 @@ def main() -> None:
         assert portal.stdout is not None
         base_url = portal.stdout.readline().strip()
         asyncio.run(cluster.start())
-        urls = asyncio.run(databases(cluster.url("postgres")))
-        asyncio.run(partition_features(urls["partitioned"], feeds))
+        plain_migrations = state / "migrations-0012"
+        plain_migrations.mkdir()
+        urls = asyncio.run(databases(cluster.url("postgres"), plain_migrations))
         sources = state / "sources"
         sources.mkdir()
         (sources / f"{JURISDICTION}.toml").write_text(
@@ -175,6 +236,7 @@ def main() -> None:
                         errors[name][summary["failed"]] += 1
                     else:
                         seconds[name][str(summary["mode"])].append(float(summary["seconds"]))
+        queries = asyncio.run(planner_queries(urls, feeds[0], args.repeats))
     finally:
         portal.terminate()
         portal.wait(timeout=30)
@@ -186,6 +248,15 @@ def main() -> None:
         for mode, s in modes.items():
             print(f"{name:<12} {mode:<12} runs.seconds median {s['median']} "
                   f"(min {s['min']}, max {s['max']}, n {s['n']})")
+    query_result = {name: {q: {part: spread(v) for part, v in parts.items()}
+                           for q, parts in by_query.items()}
+                    for name, by_query in queries.items()}
+    for name, by_query in query_result.items():
+        for q, parts in by_query.items():
+            print(f"{name:<12} {q:<26} ms planning median {parts['planning']['median']}"
+                  f" (min {parts['planning']['min']}, max {parts['planning']['max']}),"
+                  f" execution median {parts['execution']['median']}"
+                  f" (min {parts['execution']['min']}, max {parts['execution']['max']})")
     for name, by_error in errors.items():
         for error, runs in by_error.items():
             print(f"{name:<12} failed runs ({runs}): {error}")
@@ -194,8 +265,10 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"date": started.isoformat(timespec="seconds"),
                                "feeds": args.feeds, "parcels": args.parcels,
-                               "publishes": args.publishes, "loadavg": os.getloadavg(),
-                               "seconds": result, "errors": errors, "raw": seconds}, indent=2))
+                               "publishes": args.publishes, "repeats": args.repeats,
+                               "loadavg": os.getloadavg(), "seconds": result,
+                               "queries": query_result, "errors": errors,
+                               "raw": {"seconds": seconds, "queries": queries}}, indent=2))
     print(f"\nwrote {out}")
 
 

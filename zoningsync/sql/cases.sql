@@ -48,7 +48,9 @@ WHERE s.run_id = $1;
 -- Insert new cases and update changed ones ($3 the jurisdiction); history for
 -- every insert and update (with the replaced version), and one status-history
 -- row per watched field that moved. All sub-statements see one snapshot, so
--- `old` holds the versions replaced.
+-- `old` holds the versions replaced, and a case not in it is an insert (the
+-- system column xmax, which told them apart before, is not returned from an
+-- upsert into a partitioned table).
 WITH src AS (
     SELECT s.* FROM zoningsync.staged_cases s
     WHERE s.run_id = $1
@@ -82,7 +84,7 @@ WITH src AS (
         attrs = EXCLUDED.attrs, row_hash = EXCLUDED.row_hash, last_run = EXCLUDED.last_run,
         updated_at = now()
     WHERE c.row_hash IS DISTINCT FROM EXCLUDED.row_hash
-    RETURNING c.id, c.case_number, c.row_hash, (xmax = 0) AS inserted
+    RETURNING c.id, c.case_number, c.row_hash
 ), history AS (
     INSERT INTO zoningsync.case_history
         (run_id, op, feed, case_number, new_row_hash, case_id, jurisdiction, title, case_type,
@@ -94,12 +96,13 @@ WITH src AS (
            o.from_zoning, o.to_zoning, o.acreage, o.address, o.applicant, o.parcel_ids,
            o.detail_url, o.document_url, o.document_sha256, o.pages, o.attrs, o.row_hash,
            o.first_run, o.last_run, o.created_at, o.updated_at
-    FROM old o JOIN upserted u ON u.case_number = o.case_number AND NOT u.inserted
+    FROM old o JOIN upserted u ON u.case_number = o.case_number
     UNION ALL
     SELECT $1, 'insert', $2, u.case_number, u.row_hash, NULL, NULL, NULL, NULL, NULL, NULL,
            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
            NULL, NULL, NULL, NULL, NULL, NULL
-    FROM upserted u WHERE u.inserted
+    FROM upserted u
+    WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.case_number = u.case_number)
     RETURNING op
 ), moved AS (
     INSERT INTO zoningsync.case_status_history
@@ -109,7 +112,7 @@ WITH src AS (
            CASE WHEN m.field = 'status' THEN m.old_value END,
            CASE WHEN m.field = 'status' THEN m.new_value END, $1
     FROM old o
-    JOIN upserted u ON u.case_number = o.case_number AND NOT u.inserted
+    JOIN upserted u ON u.case_number = o.case_number
     JOIN src s ON s.case_number = o.case_number
     CROSS JOIN LATERAL (VALUES
         ('status', o.status, s.status),

@@ -239,10 +239,13 @@ WITH src AS (
                       WHERE f.feed = $2 AND f.source_key = s.source_key
                         AND f.row_hash = s.row_hash AND f.h3 = s.chunk)
 ), old AS (
+    -- Every stored version of a src key: the upserted keys not in it are the
+    -- inserts (the system column xmax, which told them apart before, is not
+    -- returned from an upsert into a partitioned table). The same index probe
+    -- per row as before, which found only the versions whose hash differs.
     SELECT f.*
     FROM zoningsync.features f
     JOIN src s ON f.feed = $2 AND f.source_key = s.source_key
-    WHERE f.row_hash <> s.row_hash
 ), upserted AS (
     INSERT INTO zoningsync.features AS f
         (feed, source_key, jurisdiction, kind, parcel_id, zoning_code, zoning_desc, attrs,
@@ -259,7 +262,7 @@ WITH src AS (
         source_edited_at = EXCLUDED.source_edited_at, last_run = EXCLUDED.last_run,
         updated_at = now()
     WHERE f.row_hash IS DISTINCT FROM EXCLUDED.row_hash OR f.h3 <> EXCLUDED.h3
-    RETURNING f.source_key, f.row_hash, (xmax = 0) AS inserted
+    RETURNING f.source_key, f.row_hash
 ), history AS (
     INSERT INTO zoningsync.feature_history
         (run_id, op, feed, source_key, new_row_hash, parcel_id, zoning_code, zoning_desc,
@@ -267,11 +270,12 @@ WITH src AS (
     SELECT $1, 'update', $2, o.source_key, u.row_hash, o.parcel_id, o.zoning_code,
            o.zoning_desc, o.attrs, o.geom, o.h3, o.row_hash, o.source_edited_at,
            o.first_run, o.last_run, o.updated_at, o.address
-    FROM old o JOIN upserted u ON u.source_key = o.source_key AND NOT u.inserted
+    FROM old o JOIN upserted u ON u.source_key = o.source_key AND u.row_hash <> o.row_hash
     UNION ALL
     SELECT $1, 'insert', $2, u.source_key, u.row_hash, NULL, NULL, NULL, NULL, NULL, NULL,
            NULL, NULL, NULL, NULL, NULL, NULL
-    FROM upserted u WHERE u.inserted
+    FROM upserted u
+    WHERE NOT EXISTS (SELECT 1 FROM old o WHERE o.source_key = u.source_key)
     RETURNING op
 ), changes AS (
     INSERT INTO zoningsync.zoning_changes
@@ -279,7 +283,7 @@ WITH src AS (
     SELECT $2, s.source_key, $4, $5, s.parcel_id, o.zoning_code, s.zoning_code, $1,
            ST_GeomFromWKB(s.wkb, 4326)
     FROM old o JOIN src s ON s.source_key = o.source_key
-    WHERE o.zoning_code IS DISTINCT FROM s.zoning_code
+    WHERE o.row_hash <> s.row_hash AND o.zoning_code IS DISTINCT FROM s.zoning_code
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM history WHERE op = 'insert') AS inserted,
