@@ -32,7 +32,7 @@ from zoningsync.portal.changes import hook_payload, send_hook
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
 from zoningsync.settings import load_settings
-from zoningsync.webhooks import HookCoalescer
+from zoningsync.webhooks import ABSORB_S, HookCoalescer
 
 SECRET = "hook-secret-for-the-daemon"
 SECRET_ENV = "ZS_TEST_DAEMON_HOOK_SECRET"
@@ -76,11 +76,21 @@ def payload(portal: RunningPortal) -> bytes:
 
 
 async def first_run(db: asyncpg.Connection[Any]) -> int:
-    """The id of the feed's first run (due at once), once it succeeded."""
-    async def succeeded() -> Any:
-        return await db.fetchval("SELECT min(id) FROM zoningsync.runs WHERE status = 'succeeded'")
+    """The id of the feed's first run (due at once), once the daemon is done with it.
 
-    return int(await wait_until(succeeded))
+    Done means the run succeeded, its claim is released and its first second has
+    passed: a hook in a run's first second is absorbed by it (the contract), even
+    when that run ends within the second, so a later hook must come after it.
+    """
+    async def finished() -> Any:
+        return await db.fetchrow(
+            "SELECT r.id, extract(epoch FROM clock_timestamp() - r.started_at) AS age_s "
+            "FROM zoningsync.runs r JOIN zoningsync.schedules s ON s.feed = r.feed "
+            "WHERE r.status = 'succeeded' AND s.claimed_by IS NULL ORDER BY r.id LIMIT 1")
+
+    run = await wait_until(finished)
+    await asyncio.sleep(max(0.0, ABSORB_S - float(run["age_s"])) + 0.1)
+    return int(run["id"])
 
 
 async def runs_after(db: asyncpg.Connection[Any], run_id: int) -> list[Any]:
