@@ -2,7 +2,8 @@
 
 Kept up to date row by row, the GiST index on geometries took 2.2 s of the 5.4 s
 a 100k first load spends inserting, and the parcel_id and zoning_code indexes
-another 0.9 s; built once over the loaded rows, they cost a fraction of that.
+another 0.9 s; built once over the loaded rows, they cost a fraction of that (the
+(feed, h3) index: 0.26 s of PostgreSQL CPU kept row by row, 0.09 s built).
 The expression indexes that match cases to parcels (normalized parcel id and
 address, migration 0009) would run their normalizing function on every row.
 osm2pgsql and ogr2ogr build theirs after the load for the same reason. Only a
