@@ -126,3 +126,30 @@ def test_a_page_reads_as_each_record_alone(rows: list[dict[str, Any]],
         key=key, edit_date_field="EDITED")
     features = [{"attributes": row, "geometry": None} for row in rows]
     assert fields.records(features) == [fields.records([f])[0] for f in features]
+
+
+@st.composite
+def same_field_pages(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Pages as layers answer them: every record holds the same fields."""
+    names = draw(st.sets(st.sampled_from(["OBJECTID", "PIN", "ZONING", "EDITED", "BOOK",
+                                          "PAGE", "OFFSET"])))
+    size = draw(st.integers(min_value=1, max_value=6))
+    return [{name: draw(VALUES) for name in sorted(names)} for _ in range(size)]
+
+
+@given(same_field_pages(), st.sampled_from([("PIN",), ("BOOK", "PAGE"), ("EDITED",)]))
+def test_a_page_of_records_with_the_same_fields_reads_as_a_mixed_page(
+        rows: list[dict[str, Any]], key: tuple[str, ...]) -> None:
+    """Such a page is read column by column; a record of other fields makes it read
+    record by record, and neither record may tell the difference."""
+    fields = FieldMap(
+        field_types={"OBJECTID": "esriFieldTypeOID", "PIN": "esriFieldTypeString",
+                     "ZONING": "esriFieldTypeString", "EDITED": "esriFieldTypeDate",
+                     "BOOK": "esriFieldTypeInteger", "OFFSET": "esriFieldTypeTimestampOffset"},
+        oid_field="OBJECTID", canonical={"parcel_id": "PIN", "zoning_code": "EDITED",
+                                         "zoning_desc": "BOOK"},
+        key=key, edit_date_field="EDITED")
+    features = [{"attributes": row, "geometry": None, "id": index}
+                for index, row in enumerate(rows)]
+    other = {"attributes": {"UNLIKE": "the others"}, "geometry": None}
+    assert fields.records(features) == fields.records([*features, other])[:-1]

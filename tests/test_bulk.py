@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
@@ -12,9 +13,11 @@ from zoningsync.portal.county import County
 from zoningsync.portal.server import run_portal
 from zoningsync.store.bulk import (
     SECONDARY_INDEXES,
+    build_secondary_indexes,
     defer_secondary_indexes,
     ensure_secondary_indexes,
 )
+from zoningsync.store.connect import create_pool
 
 INDEXDEFS = ("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'zoningsync'"
              " AND indexname = ANY($1::text[]) ORDER BY indexname")
@@ -52,3 +55,18 @@ async def test_the_next_run_builds_indexes_a_dead_load_left_missing(
         await db.execute("DROP INDEX zoningsync.features_geom_idx")
         await run(db_url, tmp_path, feed)
     assert len(await db.fetch(INDEXDEFS, list(SECONDARY_INDEXES))) == len(SECONDARY_INDEXES)
+
+
+async def test_builds_that_start_together_build_each_index_once(
+        db_url: str, db: asyncpg.Connection) -> None:
+    """Two runs' builders, two sessions each, share the work without racing a twin."""
+    migrated = await db.fetch(INDEXDEFS, list(SECONDARY_INDEXES))
+    assert await defer_secondary_indexes(db)
+    pool = await create_pool(db_url, max_size=4)
+    try:
+        first, second = await asyncio.gather(build_secondary_indexes(pool, sessions=2),
+                                             build_secondary_indexes(pool, sessions=2))
+    finally:
+        await pool.close()
+    assert sorted(first + second) == sorted(SECONDARY_INDEXES)
+    assert await db.fetch(INDEXDEFS, list(SECONDARY_INDEXES)) == migrated

@@ -117,6 +117,19 @@ def test_a_row_carries_its_chunk_wkb_and_hash() -> None:
     assert shapely.get_coordinate_dimension(geom) == 2
 
 
+def test_attributes_that_are_not_json_ready_cost_only_their_record() -> None:
+    first, bad, last = (record({"rings": [square(-78.64 + i / 100, 35.78, 0.001)]},
+                               key=f"K{i}", oid=i, attrs=attrs)
+                        for i, attrs in enumerate([{"A": 1}, {"A": 2**70}, {"A": 3}]))
+    prepared = prepare_page(page_of(first, bad, last), h3_resolution=8)
+    assert [row.source_key for row in prepared.rows] == ["K0", "K2"]
+    assert [row.row_hash for row in prepared.rows] == [
+        prepare_page(page_of(alone), h3_resolution=8).rows[0].row_hash for alone in (first, last)]
+    [rejected] = prepared.rejected
+    assert (rejected.source_key, rejected.reason) == ("K1", QuarantineReason.PARSE_ERROR)
+    assert rejected.detail.startswith("attributes are not JSON-ready")
+
+
 def test_a_bow_tie_is_repaired_stored_and_counted() -> None:
     bow_tie = [[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]
     geometry = {"rings": [[[x * 0.001, y * 0.001] for x, y in bow_tie]]}

@@ -55,6 +55,7 @@ OVERLAP = timedelta(hours=1)
 PREPARE_WORKERS = 2
 QUEUE_PAGES = 4
 MERGE_WORKERS = 2  # PostgreSQL does the merge work; two sessions use both cores
+INDEX_BUILDERS = 2  # a first load's deferred indexes, built on both cores at its end
 # The page id of the features an extractChanges answer holds inline.
 EXTRACT_PAGE = "x"
 
@@ -355,8 +356,8 @@ class ArcgisRun(FeedRun[RunCursor]):
 
     async def _index_first_load(self) -> None:
         """Build the indexes a first load deferred, then give the planner statistics."""
+        await bulk.build_secondary_indexes(self.pool, sessions=INDEX_BUILDERS)
         async with self.pool.acquire() as conn:
-            await bulk.ensure_secondary_indexes(conn)
             await bulk.analyze_features(conn)
 
     async def _stage_pages(self, run_id: int, pages: AsyncIterator[FetchedPage], *,

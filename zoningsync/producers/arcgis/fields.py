@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -74,20 +75,39 @@ def iso_dates(values: Sequence[Any]) -> list[Any]:
     cannot take (nulls, floats, years outside 1000-9999) go the one-by-one way.
     """
     low, high = FOUR_DIGIT_YEARS_MS
+    if values and set(map(type, values)) == {int}:  # a column of dates, none missing
+        try:
+            millis = np.array(values, dtype=np.int64)
+        except OverflowError:
+            pass
+        else:
+            if low <= millis.min() and millis.max() <= high:
+                return _iso_texts(millis)
     out = list(values)
     rows = [i for i, v in enumerate(values) if type(v) is int and low <= v <= high]
     if rows:
-        millis = np.fromiter((values[i] for i in rows), dtype=np.int64, count=len(rows))
-        seconds, fraction = np.divmod(millis, 1000)
-        texts = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()
-        for i, text, ms in zip(rows, texts, fraction.tolist(), strict=True):
-            out[i] = f"{text}.{ms:03d}Z" if ms else f"{text}Z"
+        texts = _iso_texts(np.fromiter((values[i] for i in rows), dtype=np.int64,
+                                       count=len(rows)))
+        for i, text in zip(rows, texts, strict=True):
+            out[i] = text
     if len(rows) < len(values):
         done = set(rows)
         for i, value in enumerate(values):
             if i not in done:
                 out[i] = normalize_value(value, DATE)
     return out
+
+
+def _iso_texts(millis: np.ndarray[Any, np.dtype[np.int64]]) -> list[Any]:
+    """ISO-8601 UTC texts of epoch milliseconds, whole seconds without a fraction,
+    formatted by numpy for the whole column (an f-string per value took as long)."""
+    moments = millis.astype("datetime64[ms]")
+    texts = np.datetime_as_string(moments, unit="ms", timezone="UTC")
+    whole = millis % 1000 == 0
+    if whole.any():
+        texts[whole] = np.datetime_as_string(moments[whole], unit="s", timezone="UTC")
+    listed: list[Any] = texts.tolist()
+    return listed
 
 
 def normalize_value(value: Any, field_type: str | None) -> Any:
@@ -115,7 +135,10 @@ class FieldMap:
 
     Built page-wide rather than feature by feature: date columns are formatted in
     one numpy call each, and every other value takes the shortest path its declared
-    type allows (strings are trimmed, numbers and nulls kept as they are).
+    type allows (strings are trimmed, numbers and nulls kept as they are). A page
+    whose records all hold the same fields (what a layer answers) is read column
+    by column, each column in one comprehension and each record's dicts zipped
+    together from them; a page of mixed records is read record by record.
     """
 
     def __init__(self, *, field_types: Mapping[str, str], oid_field: str,
@@ -147,8 +170,75 @@ class FieldMap:
             f.get("attributes") or f.get("properties") or {} for f in features]
         dates = {name: iso_dates([row.get(name) for row in rows]) for name in self._dates
                  if any(name in row for row in rows)}
+        if rows and all(row.keys() == rows[0].keys() for row in rows):
+            return self._by_columns(features, rows, dates)
         return [self._record(feature, row, index, dates)
                 for index, (feature, row) in enumerate(zip(features, rows, strict=True))]
+
+    def _by_columns(self, features: Sequence[Mapping[str, Any]],
+                    rows: list[Mapping[str, Any]], dates: Mapping[str, list[Any]]
+                    ) -> list[SourceRecord]:
+        """`_record` of every record of a page whose records hold the same fields.
+
+        Reading records one by one took 7 µs each, a tenth of a 100k first load's
+        client CPU: most of it calls and per-field tests that a column pays once.
+        """
+        names = [name for name in rows[0] if name not in self._left_out]
+        attrs: list[dict[str, Any]] = (
+            [dict(zip(names, values, strict=True))
+             for values in zip(*(self._attr_column(name, rows, dates) for name in names),
+                               strict=True)]
+            if names else [{} for _ in rows])
+        canonical = list(self.canonical)
+        fields: list[dict[str, str | None]] = (
+            [dict(zip(canonical, values, strict=True))
+             for values in zip(*(self._field_column(upstream, rows, dates)
+                                 for upstream in self.canonical.values()), strict=True)]
+            if canonical else [{} for _ in rows])
+        oid_values = ([row[self.oid_field] for row in rows] if self.oid_field in rows[0]
+                      else [feature.get("id") for feature in features])
+        oids = [value if type(value) is int else None for value in oid_values]
+        edit = self.edit_date_field
+        edited = ([datetime_from_epoch_ms(row.get(edit)) for row in rows] if edit is not None
+                  else [None] * len(rows))
+        return [SourceRecord(oid, key, fields_of, attrs_of, feature.get("geometry"), feature,
+                             edited_at)
+                for oid, key, fields_of, attrs_of, feature, edited_at in zip(
+                    oids, self._keys(rows), fields, attrs, features, edited, strict=True)]
+
+    def _attr_column(self, name: str, rows: Sequence[Mapping[str, Any]],
+                     dates: Mapping[str, list[Any]]) -> list[Any]:
+        if name in dates:
+            return dates[name]
+        if name in self._offsets:
+            return [normalize_value(row[name], TIMESTAMP_OFFSET) if row[name].__class__ is str
+                    else row[name] for row in rows]
+        column = [row[name] for row in rows]
+        kinds = set(map(type, column))
+        if str not in kinds:
+            return column
+        if kinds == {str}:
+            return list(map(str.rstrip, column, repeat(" ")))
+        return [value.rstrip(" ") if value.__class__ is str else value for value in column]
+
+    def _field_column(self, upstream: str, rows: Sequence[Mapping[str, Any]],
+                      dates: Mapping[str, list[Any]]) -> list[str | None]:
+        field_type = self.field_types.get(upstream)
+        if upstream in dates or field_type in (DATE, TIMESTAMP_OFFSET):
+            values = (dates[upstream] if upstream in dates else
+                      [normalize_value(row.get(upstream), field_type) for row in rows])
+            return [None if value is None else str(value) for value in values]
+        return [None if value is None else value.rstrip(" ") if isinstance(value, str)
+                else str(value) for value in (row.get(upstream) for row in rows)]
+
+    def _keys(self, rows: Sequence[Mapping[str, Any]]) -> list[str | None]:
+        """`source_key` of each row; a single key that is not a date in one comprehension."""
+        if len(self.key) != 1 or self.field_types.get(self.key[0]) in (DATE, TIMESTAMP_OFFSET):
+            return [self.source_key(row) for row in rows]
+        name = self.key[0]
+        return [None if value is None else (value.rstrip(" ") or None)
+                if isinstance(value, str) else str(value)
+                for value in (row.get(name) for row in rows)]
 
     def _record(self, feature: Mapping[str, Any], row: Mapping[str, Any], index: int,
                 dates: Mapping[str, list[Any]]) -> SourceRecord:
