@@ -38,6 +38,7 @@ from zoningsync.feed_run import FeedRun
 from zoningsync.http import Fetcher
 from zoningsync.prepare import prepare_fetched
 from zoningsync.producers.arcgis.changes import ChangeSet, ChangeTracking, GenerationExpired
+from zoningsync.producers.arcgis.layer import LayerInfo
 from zoningsync.producers.arcgis.plan import FetchPlan
 from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
@@ -149,16 +150,18 @@ class ArcgisRun(FeedRun[RunCursor]):
         return cursor
 
     async def _decide(self, conn: Conn, *, force_full: bool) -> RunCursor:
-        """Full or incremental, and which read: the run's whole plan, before any row."""
+        """Full or incremental, and which read: the run's whole plan, before any row.
+
+        The requests that decide go out together: the layer's metadata and service
+        root, its id list and the edit-date counts, each asked once. Only a feed
+        whose last success recorded a server generation asks the service root
+        first, since a change read then needs none of the others.
+        """
         feed = self.feed
-        layer = await self.producer.layer()
         last = await runs.last_success(conn, feed.full_id)
         since_full = await runs.runs_since_full(conn, feed.full_id)
-        if feed.incremental == "edit_date" and layer.edit_date_field is None:
-            raise SourceConfigError(
-                f"{feed.source_file}: feeds.{feed.id}.incremental: 'edit_date' but the layer "
-                "has no edit date field (editFieldsInfo.editDateField); use 'auto' or 'off'"
-            )
+        since_gen = (await changes.last_server_gen(conn, feed.full_id)
+                     if feed.incremental in ("auto", "changes") else None)
         previous_mark = last.high_water_mark if last else None
         notes: list[str] = []
         same_settings = last is not None and last.fingerprint == self.fingerprint
@@ -167,36 +170,35 @@ class ArcgisRun(FeedRun[RunCursor]):
                          "a full read")
             log.warning("the feed's settings changed since its last success; reading it all",
                         feed=feed.full_id, last_success=last.id)
-        tracking = await self._change_tracking()
-        if tracking is not None and last is not None and same_settings and not force_full \
-                and since_full < feed.full_refresh_every:
-            read = await self._change_read(conn, tracking, last, notes)
-            if read is not None:
-                return read
-        oids = await self.producer.object_ids(feed.where)
+        may_read_changes = (last is not None and same_settings and not force_full
+                            and since_full < feed.full_refresh_every)
+        mark = (previous_mark if may_read_changes and feed.incremental != "off" else None)
+        if may_read_changes and since_gen is not None:
+            assert last is not None
+            tracking = await self._change_tracking()
+            if tracking is not None:
+                read = await self._change_read(conn, tracking, last, since_gen, notes)
+                if read is not None:
+                    return read
+            listing = await self._listing(mark if tracking is None else None)
+        else:
+            async with task_group() as group:
+                asked = group.create_task(self._change_tracking(), name="change-tracking")
+                listed = group.create_task(self._listing(mark), name="layer-listing")
+            tracking, listing = asked.result(), listed.result()
+        layer, oids, edits = listing
+        if feed.incremental == "edit_date" and layer.edit_date_field is None:
+            raise SourceConfigError(
+                f"{feed.source_file}: feeds.{feed.id}.incremental: 'edit_date' but the layer "
+                "has no edit date field (editFieldsInfo.editDateField); use 'auto' or 'off'"
+            )
         oid_hash = oid_set_hash(oids)
-        layer_count = await self.producer.count(feed.where)
-
-        incremental = (
-            tracking is None
-            and not force_full
-            and same_settings
-            and feed.incremental != "off"
-            and layer.edit_date_field is not None
-            and last is not None
-            and previous_mark is not None
-            and since_full < feed.full_refresh_every
-        )
-        if incremental:
-            assert previous_mark is not None and last is not None
-            edited = await self.producer.edited_since(previous_mark - OVERLAP)
-            # Whole seconds: a TIMESTAMP literal drops milliseconds, and the edit at
-            # the mark itself must not count as a new one.
-            strictly_new = await self.producer.edited_since(
-                previous_mark.replace(microsecond=0) + timedelta(seconds=1))
+        layer_count = await self.producer.count(feed.where)  # the id list's length
+        if (tracking is None and mark is not None and last is not None
+                and layer.edit_date_field is not None):
+            edited, strictly_new = edits
             if edited is None or strictly_new is None:
                 notes.append("server refused edit-date queries; fell back to a full read")
-                incremental = False
             else:
                 where, _ = edited
                 deletions_possible = (
@@ -210,7 +212,7 @@ class ArcgisRun(FeedRun[RunCursor]):
                     retirement=(merge.Retirement.ABSENT_FROM_KEYS.value if deletions_possible
                                 else merge.Retirement.QUARANTINED_ONLY.value),
                     layer_count=layer_count, oid_set_hash=oid_hash,
-                    previous_mark=previous_mark.isoformat(), notes=notes,
+                    previous_mark=mark.isoformat(), notes=notes,
                 )
         plan = await self.producer.plan(feed.where)
         return RunCursor(
@@ -221,6 +223,28 @@ class ArcgisRun(FeedRun[RunCursor]):
             premerge=not await merge.feed_has_features(conn, feed.full_id),
             server_gen=tracking.server_gen if tracking else None,
         )
+
+    async def _listing(self, mark: datetime | None) -> tuple[
+            LayerInfo, list[int], tuple[tuple[str, int] | None, tuple[str, int] | None]]:
+        """The layer, its object ids and, from `mark` on, its edits: asked all at once.
+
+        The edits since the mark minus the overlap are listed as ids (the read plans
+        and reconciles from that list); those strictly after it are only counted.
+        Whole seconds: a TIMESTAMP literal drops milliseconds, and the edit at the
+        mark itself must not count as a new one.
+        """
+        producer = self.producer
+        async with task_group() as group:
+            layer = group.create_task(producer.layer(), name="layer")
+            oids = group.create_task(producer.object_ids(self.feed.where), name="object-ids")
+            if mark is not None:
+                overlap = group.create_task(
+                    producer.edited_since(mark - OVERLAP, list_ids=True), name="edited")
+                strict = group.create_task(
+                    producer.edited_since(mark.replace(microsecond=0) + timedelta(seconds=1)),
+                    name="edited-after-mark")
+        edits = (overlap.result(), strict.result()) if mark is not None else (None, None)
+        return layer.result(), oids.result(), edits
 
     async def _change_tracking(self) -> ChangeTracking | None:
         """The layer's change tracking when the feed may use it (`auto`, `changes`)."""
@@ -236,15 +260,13 @@ class ArcgisRun(FeedRun[RunCursor]):
         return tracking
 
     async def _change_read(self, conn: Conn, tracking: ChangeTracking,
-                           last: runs.LastSuccess, notes: list[str]) -> RunCursor | None:
-        """A read of what changed since the last success's generation; None: read it all.
+                           last: runs.LastSuccess, since: int, notes: list[str]
+                           ) -> RunCursor | None:
+        """A read of what changed since the last success's generation `since`.
 
-        None when the last success recorded no generation (its strategy was another),
-        or when the server keeps no changes that old: then a warning names it.
+        None when the server keeps no changes that old: then a warning names it,
+        and the run reads it all.
         """
-        since = await changes.last_server_gen(conn, self.feed.full_id)
-        if since is None:
-            return None
         if not tracking.expired(since):
             try:
                 found = await self.producer.extract_changes(tracking, since)
