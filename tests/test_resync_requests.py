@@ -1,0 +1,105 @@
+"""What a re-sync asks the server: each deciding request once, and no more than it needs.
+
+A recording proxy on 127.0.0.1 sits between the run and the simulated portal and
+notes every request (path and parameters, token and format aside).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from tests.portal_helpers import feed_config
+from tests.test_sync import run
+from zoningsync.portal.county import County
+from zoningsync.portal.server import RunningPortal, run_portal
+
+PARCELS = 1500
+Request = tuple[str, tuple[tuple[str, str], ...]]
+
+
+class RecordingProxy:
+    """Forwards every request to the portal and remembers what was asked."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.asked: list[Request] = []
+        self.url = ""
+
+    async def forward(self, request: web.Request) -> web.Response:
+        params = dict(request.query)
+        body = await request.read()
+        if request.method == "POST":
+            params.update({k: str(v) for k, v in (await request.post()).items()})
+        self.asked.append((request.path, tuple(sorted(
+            (k, v) for k, v in params.items() if k not in ("f", "token")))))
+        async with aiohttp.ClientSession() as session, session.request(
+                request.method, self.target + request.path_qs, data=body,
+                headers={"Content-Type": request.headers.get("Content-Type", "")}) as answer:
+            return web.Response(status=answer.status, body=await answer.read(),
+                                content_type=answer.content_type)
+
+    def kinds(self) -> Counter[str]:
+        """How many requests of each kind: metadata, service root, ids, count, keys, page."""
+        kinds: Counter[str] = Counter()
+        for path, params in self.asked:
+            asked = dict(params)
+            if not path.endswith("/query"):
+                kinds["service" if path.endswith("FeatureServer") else "metadata"] += 1
+            elif asked.get("returnIdsOnly") == "true":
+                kinds["ids"] += 1
+            elif asked.get("returnCountOnly") == "true":
+                kinds["count"] += 1
+            elif asked.get("returnGeometry") == "false":
+                kinds["keys"] += 1
+            else:
+                kinds["page"] += 1
+        return kinds
+
+
+@pytest.fixture
+async def portal() -> AsyncIterator[RunningPortal]:
+    async with run_portal(County(PARCELS, seed=11)) as running:
+        yield running
+
+
+@pytest.fixture
+async def proxy(portal: RunningPortal) -> AsyncIterator[RecordingProxy]:
+    recording = RecordingProxy(portal.base_url)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", recording.forward)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    recording.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield recording
+    finally:
+        await runner.cleanup()
+
+
+def layer_url(proxy: RecordingProxy, portal: RunningPortal) -> str:
+    return proxy.url + portal.layer_url(0).removeprefix(portal.base_url)
+
+
+async def test_an_unchanged_resync_asks_each_deciding_request_once(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal,
+        proxy: RecordingProxy) -> None:
+    feed = feed_config(tmp_path, layer_url(proxy, portal))
+    await run(db_url, tmp_path, feed)
+    proxy.asked.clear()
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["mode"] == "incremental"
+    assert [asked for asked, times in Counter(proxy.asked).items() if times > 1] == []
+    kinds = proxy.kinds()
+    # The layer's metadata, its service root (incremental = "auto"), the layer's ids,
+    # the ids edited since the mark minus the overlap, the count edited after it.
+    assert (kinds["metadata"], kinds["service"], kinds["ids"], kinds["count"]) == (1, 1, 2, 1)
+    assert kinds["keys"] == 0
