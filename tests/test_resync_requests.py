@@ -1,4 +1,5 @@
-"""What a re-sync asks the server: each deciding request once, and no more than it needs.
+"""What a re-sync asks the server: each deciding request once, and no key read for
+deletions while the stored id map stands for the layer (renumbering is detected).
 
 A recording proxy on 127.0.0.1 sits between the run and the simulated portal and
 notes every request (path and parameters, token and format aside).
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import numpy as np
 import pytest
 from aiohttp import web
 
@@ -103,3 +105,61 @@ async def test_an_unchanged_resync_asks_each_deciding_request_once(
     # the ids edited since the mark minus the overlap, the count edited after it.
     assert (kinds["metadata"], kinds["service"], kinds["ids"], kinds["count"]) == (1, 1, 2, 1)
     assert kinds["keys"] == 0
+
+
+async def test_a_changed_layer_finds_its_deletions_from_the_id_list_without_reading_keys(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal,
+        proxy: RecordingProxy) -> None:
+    feed = feed_config(tmp_path, layer_url(proxy, portal))
+    await run(db_url, tmp_path, feed)
+    published = portal.county.publish(0.05, seed=2)
+    proxy.asked.clear()
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["mode"] == "incremental"
+    assert summary["retired"] == published["deleted"] > 0
+    retired = {r["source_key"] for r in await db.fetch(
+        "SELECT source_key FROM zoningsync.feature_history WHERE op = 'retire'")}
+    assert retired == set(published["deleted_pins"])
+    assert proxy.kinds()["keys"] == 1  # the sample of ids checked against the map
+
+
+async def test_a_renumbered_layer_falls_back_to_reading_keys(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal,
+        proxy: RecordingProxy) -> None:
+    feed = feed_config(tmp_path, layer_url(proxy, portal))
+    await run(db_url, tmp_path, feed)
+    portal.county.republish()
+    published = portal.county.publish(0.05, seed=3)
+    proxy.asked.clear()
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["retired"] == published["deleted"] > 0
+    assert proxy.kinds()["keys"] >= PARCELS // 500  # every page of keys (page_size 500)
+
+
+async def test_ids_shuffled_within_the_same_set_are_caught_by_the_sample(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal,
+        proxy: RecordingProxy) -> None:
+    feed = feed_config(tmp_path, layer_url(proxy, portal))
+    await run(db_url, tmp_path, feed)
+    parcels = portal.county.parcels
+    live = np.nonzero(parcels.live())[0]
+    oids = parcels.data["OBJECTID"]
+    oids[live] = np.random.default_rng(5).permutation(oids[live])
+    published = portal.county.publish(0.05, seed=4)
+    proxy.asked.clear()
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["retired"] == published["deleted"] > 0
+    assert proxy.kinds()["keys"] >= PARCELS // 500  # every page of keys (page_size 500)
+
+
+async def test_a_first_load_maps_every_stored_feature_to_its_object_id(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    await run(db_url, tmp_path, feed_config(tmp_path, portal.layer_url(0)))
+    unmapped = await db.fetchval(
+        "SELECT count(*) FROM zoningsync.features f WHERE NOT EXISTS ("
+        " SELECT 1 FROM zoningsync.feature_oids m"
+        " WHERE m.feed = f.feed AND m.source_key = f.source_key)")
+    assert unmapped == 0
+    assert await db.fetchval("SELECT count(*) FROM zoningsync.feature_oids") == \
+        await db.fetchval("SELECT count(*) FROM zoningsync.features")
+

@@ -44,7 +44,7 @@ from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
 from zoningsync.records import FetchedPage, Kind
 from zoningsync.retire_guard import retire_guard
-from zoningsync.store import bulk, changes, feeds, merge, runs, staging
+from zoningsync.store import bulk, changes, deletions, feeds, merge, runs, staging
 from zoningsync.store.connect import Conn
 from zoningsync.taskgroup import task_group
 
@@ -58,6 +58,8 @@ QUEUE_PAGES = 4
 MERGE_WORKERS = 2  # PostgreSQL does the merge work; two sessions use both cores
 # The page id of the features an extractChanges answer holds inline.
 EXTRACT_PAGE = "x"
+# Ids whose keys are asked of the server to check the stored id map: one request.
+OID_MAP_SAMPLE = 16
 
 
 @dataclass
@@ -119,6 +121,8 @@ class ArcgisRun(FeedRun[RunCursor]):
         # A run recording a server generation merges its last batch of chunks in
         # the transaction that records it.
         self.final_batch: list[merge.ChunkState] = []
+        # Whether the stored id map finds this run's deletions (None: not asked yet).
+        self.oid_map_held: bool | None = None
 
     def _cursor_from_json(self, data: dict[str, Any]) -> RunCursor:
         return RunCursor.from_json(data)
@@ -336,7 +340,12 @@ class ArcgisRun(FeedRun[RunCursor]):
         if cursor.changes is None:  # a change read lists no object ids of the layer
             await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
-            await self._stage_keys(conn, run_id)
+            listed = await self.producer.object_ids(self.feed.where)
+            if cursor.changes is None and await self._oid_map_holds(conn, run_id, listed):
+                cursor.retirement = merge.Retirement.ABSENT_FROM_OIDS.value
+                await runs.save_cursor(conn, run_id, cursor.to_json())
+            else:
+                await self._stage_keys(conn, run_id)
         await staging.analyze_staging(conn)
         async with conn.transaction():
             await merge.set_aside_duplicates(conn, run_id, self.feed.full_id,
@@ -451,6 +460,28 @@ class ArcgisRun(FeedRun[RunCursor]):
                 f"after a retry by id (object ids {sample}...)"
             )
 
+    async def _oid_map_holds(self, conn: Conn, run_id: int, listed: Sequence[int]) -> bool:
+        """Whether the stored id map finds this run's deletions from the layer's id list.
+
+        Asked once per run, after its pages are staged. The map must know every
+        listed id the run did not read (else ids were renumbered or the map is
+        stale), and a sample of ids spread over the list must carry the keys the
+        map gives them (a renumbering within the same ids).
+        """
+        if self.oid_map_held is None:
+            feed_id = self.feed.full_id
+            held = await deletions.map_vouches(conn, run_id, feed_id, listed)
+            if held and listed:
+                step = max(1, len(listed) // OID_MAP_SAMPLE)
+                mapped = await deletions.mapped_keys(conn, run_id, feed_id, listed[::step])
+                upstream = await self.producer.keys_of(list(mapped)) if mapped else {}
+                held = all(upstream.get(oid) == key for oid, key in mapped.items())
+            if not held:
+                log.info("the stored object ids do not match the layer's (renumbered?): "
+                         "reading its keys to find deletions", feed=feed_id, run=run_id)
+            self.oid_map_held = held
+        return self.oid_map_held
+
     async def _stage_keys(self, conn: Conn, run_id: int) -> None:
         """The layer's whole key set, for the deletion diff of an incremental run."""
         await staging.clear_staged_keys(conn, run_id)
@@ -472,7 +503,16 @@ class ArcgisRun(FeedRun[RunCursor]):
             return None
         how = merge.Retirement(cursor.retirement)
         deleted = cursor.changes["deleted_oids"] if cursor.changes is not None else ()
-        await merge.plan_retirements(conn, run_id, self.feed.full_id, how, deleted)
+        listed: Sequence[int] = ()
+        if how is merge.Retirement.ABSENT_FROM_OIDS:
+            # A resumed run lists the ids again, and checks the map against them.
+            listed = await self.producer.object_ids(self.feed.where)
+            if not await self._oid_map_holds(conn, run_id, listed):
+                await self._stage_keys(conn, run_id)
+                how = merge.Retirement.ABSENT_FROM_KEYS
+                cursor.retirement = how.value
+                await runs.save_cursor(conn, run_id, cursor.to_json())
+        await merge.plan_retirements(conn, run_id, self.feed.full_id, how, deleted, listed)
         if not cursor.premerge:  # a first load retires nothing the feed stored before
             held = await self._guard_retirements(conn, run_id, cursor,
                                                  allow=allow_mass_retire)
@@ -540,8 +580,9 @@ class ArcgisRun(FeedRun[RunCursor]):
                 await merge.merge_batch(conn, run_id, self.feed, self.final_batch)
                 self.reporter.advance(len(self.final_batch),
                                       sum(s.row_count for s in self.final_batch))
+            await self._record_oids(conn, run_id, cursor)
             if cursor.server_gen is not None:
-                await self._record_generation(conn, run_id, cursor)
+                await changes.save_server_gen(conn, run_id, cursor.server_gen)
             await runs.add_fetch_stats(conn, run_id, requests, retries, received)
             await runs.finish_run(
                 conn, run_id, high_water_mark=max(marks) if marks else None,
@@ -552,14 +593,13 @@ class ArcgisRun(FeedRun[RunCursor]):
             await staging.clear_run_staging(conn, run_id)
 
 
-    async def _record_generation(self, conn: Conn, run_id: int, cursor: RunCursor) -> None:
-        """The feed now stands at the run's server generation, object ids included."""
-        assert cursor.server_gen is not None
-        if cursor.changes is None:
-            await changes.record_full_read(conn, run_id, self.feed.full_id, cursor.server_gen)
+    async def _record_oids(self, conn: Conn, run_id: int, cursor: RunCursor) -> None:
+        """The feed's map of object ids to keys now stands for its stored features."""
+        if cursor.mode == "full":
+            await changes.record_full_read(conn, run_id, self.feed.full_id)
         else:
-            await changes.record_change_read(conn, run_id, self.feed.full_id,
-                                             cursor.server_gen, cursor.changes["deleted_oids"])
+            deleted = cursor.changes["deleted_oids"] if cursor.changes is not None else ()
+            await changes.record_incremental_read(conn, run_id, self.feed.full_id, deleted)
 
 
 async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,

@@ -16,6 +16,7 @@ from enum import Enum
 
 from zoningsync.config import FeedConfig
 from zoningsync.sql import queries
+from zoningsync.store import deletions
 from zoningsync.store.connect import Conn
 from zoningsync.store.staging import clear_retiring
 
@@ -28,6 +29,7 @@ class Retirement(Enum):
 
     ABSENT_FROM_STAGING = "full"        # a full read: whatever it did not fetch is gone
     ABSENT_FROM_KEYS = "keys"           # incremental with a key-set diff
+    ABSENT_FROM_OIDS = "oids"           # incremental: ids no longer listed, by the id map
     QUARANTINED_ONLY = "none"           # incremental, nothing signalled deletions
     DELETED_UPSTREAM = "changes"        # extractChanges: the ids it deleted, keys it moved
 
@@ -85,10 +87,12 @@ async def set_chunks_total(conn: Conn, run_id: int, total: int) -> None:
 
 
 async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
-                           how: Retirement, deleted_oids: Sequence[int] = ()) -> None:
+                           how: Retirement, deleted_oids: Sequence[int] = (),
+                           listed_oids: Sequence[int] = ()) -> None:
     """Fill `retiring` for the run; recomputing it on resume gives the same keys.
 
-    `deleted_oids` are the object ids a change read's extract deleted.
+    `deleted_oids` are the object ids a change read's extract deleted;
+    `listed_oids` the ids the layer lists, for ABSENT_FROM_OIDS.
     """
     async with conn.transaction():
         await clear_retiring(conn, run_id)
@@ -97,6 +101,9 @@ async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
         elif how is Retirement.ABSENT_FROM_KEYS:
             await conn.execute(SQL["retire_absent_from_keys"], run_id, feed_id)
             await conn.execute(SQL["retire_duplicated_keys"], run_id, feed_id)
+        elif how is Retirement.ABSENT_FROM_OIDS:
+            await deletions.retire_absent_from_oids(conn, run_id, feed_id, listed_oids)
+            await conn.execute(SQL["retire_rekeyed_oids"], run_id, feed_id)
         elif how is Retirement.DELETED_UPSTREAM:
             await conn.execute(SQL["retire_deleted_oids"], run_id, feed_id, list(deleted_oids))
             await conn.execute(SQL["retire_rekeyed_oids"], run_id, feed_id)
