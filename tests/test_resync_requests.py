@@ -163,3 +163,15 @@ async def test_a_first_load_maps_every_stored_feature_to_its_object_id(
     assert await db.fetchval("SELECT count(*) FROM zoningsync.feature_oids") == \
         await db.fetchval("SELECT count(*) FROM zoningsync.features")
 
+
+async def test_an_overlap_window_read_back_as_stored_is_taken_at_its_checkpoints_unhashed(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal) -> None:
+    feed = feed_config(tmp_path, portal.layer_url(0))
+    await run(db_url, tmp_path, feed)
+    # Checkpoints no hash of any content matches: a chunk that were hashed would
+    # differ from its checkpoint and be merged again.
+    await db.execute("UPDATE zoningsync.chunk_checkpoints SET hash = '\\x00'")
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["mode"] == "incremental" and summary["fetched"] > 0
+    assert summary["chunks_total"] > 0
+    assert summary["chunks_written"] == 0
