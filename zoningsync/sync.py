@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+import importlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,13 +37,12 @@ from zoningsync.errors import (
 )
 from zoningsync.feed_run import FeedRun
 from zoningsync.http import Fetcher
-from zoningsync.prepare import prepare_fetched
 from zoningsync.producers.arcgis.changes import ChangeSet, ChangeTracking, GenerationExpired
 from zoningsync.producers.arcgis.layer import LayerInfo
 from zoningsync.producers.arcgis.plan import FetchPlan
 from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
-from zoningsync.records import FetchedPage, Kind
+from zoningsync.records import FetchedPage, Kind, PreparedPage
 from zoningsync.retire_guard import retire_guard
 from zoningsync.store import bulk, changes, deletions, feeds, merge, runs, staging
 from zoningsync.store.connect import Conn
@@ -56,6 +56,7 @@ OVERLAP = timedelta(hours=1)
 PREPARE_WORKERS = 2
 QUEUE_PAGES = 4
 MERGE_WORKERS = 2  # PostgreSQL does the merge work; two sessions use both cores
+PREPARE_MODULE = "zoningsync.prepare"
 # The page id of the features an extractChanges answer holds inline.
 EXTRACT_PAGE = "x"
 # Ids whose keys are asked of the server to check the stored id map: one request.
@@ -123,6 +124,9 @@ class ArcgisRun(FeedRun[RunCursor]):
         self.final_batch: list[merge.ChunkState] = []
         # Whether the stored id map finds this run's deletions (None: not asked yet).
         self.oid_map_held: bool | None = None
+        # The preparing stage's imports (numpy, shapely, h3, pyproj: a fifth of a
+        # re-sync's start-up), run in the pool while the deciding requests are out.
+        self.preparing: asyncio.Future[Any] | None = None
 
     def _cursor_from_json(self, data: dict[str, Any]) -> RunCursor:
         return RunCursor.from_json(data)
@@ -142,6 +146,7 @@ class ArcgisRun(FeedRun[RunCursor]):
     # -- planning ---------------------------------------------------------------
 
     async def _plan(self, conn: Conn, run_id: int, *, force_full: bool) -> RunCursor:
+        self._import_preparing()
         cursor = await self._decide(conn, force_full=force_full or self.settings_changed)
         if cursor.premerge and await bulk.defer_secondary_indexes(conn):
             log.info("first load into an empty table: secondary indexes are built after it",
@@ -390,6 +395,19 @@ class ArcgisRun(FeedRun[RunCursor]):
             await bulk.ensure_secondary_indexes(conn)
             await bulk.analyze_features(conn)
 
+    def _import_preparing(self) -> None:
+        if self.preparing is None:
+            self.preparing = asyncio.get_running_loop().run_in_executor(
+                self.executor, importlib.import_module, PREPARE_MODULE)
+
+    async def _prepare_fetched(self) -> Callable[..., PreparedPage]:
+        """`prepare.prepare_fetched`, once the pool has imported it (never on the loop)."""
+        self._import_preparing()
+        assert self.preparing is not None
+        module = await self.preparing
+        prepare: Callable[..., PreparedPage] = module.prepare_fetched
+        return prepare
+
     async def _stage_pages(self, run_id: int, pages: AsyncIterator[FetchedPage], *,
                            premerge: bool, backlog: Sequence[str] = ()) -> None:
         """Fetch → prepare (thread pool) → COPY, with a bounded queue in between.
@@ -403,7 +421,8 @@ class ArcgisRun(FeedRun[RunCursor]):
         for page_id in backlog:
             staged.put_nowait(page_id)
         loop = asyncio.get_running_loop()
-        prepare = functools.partial(prepare_fetched, h3_resolution=self.feed.h3_resolution)
+        prepare = functools.partial(await self._prepare_fetched(),
+                                    h3_resolution=self.feed.h3_resolution)
 
         async def produce() -> None:
             async for page in self.until_paused(pages):

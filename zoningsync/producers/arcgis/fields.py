@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 import orjson
 
 from zoningsync.records import SourceRecord
@@ -73,6 +72,8 @@ def iso_dates(values: Sequence[Any]) -> list[Any]:
     (3.5 µs each, several per parcel); numpy formats the column in C. Values it
     cannot take (nulls, floats, years outside 1000-9999) go the one-by-one way.
     """
+    import numpy as np  # in the prepare pool: kept off the start-up path (sync.py)
+
     low, high = FOUR_DIGIT_YEARS_MS
     out = list(values)
     rows = [i for i, v in enumerate(values) if type(v) is int and low <= v <= high]
