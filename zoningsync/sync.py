@@ -632,9 +632,12 @@ async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
     RunFailed, its row marked failed. A paused feed raises FeedPaused unless
     `ignore_pause`.
     """
-    from zoningsync.case_run import CaseRun
+    kind: type[FeedRun[Any]] = ArcgisRun
+    if feed.kind is Kind.CASES:
+        # Case feeds read HTML and PDF (bs4, soupsieve: 0.15 s to import): only they pay.
+        from zoningsync.case_run import CaseRun
 
-    kind: type[FeedRun[Any]] = CaseRun if feed.kind is Kind.CASES else ArcgisRun
+        kind = CaseRun
     run = kind(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher, executor=executor,
                reporter=reporter)
     try:
