@@ -82,6 +82,9 @@ class RunCursor:
     # extract it applies: {"service_url", "layer_id", "since", "deleted_oids", "inline"}.
     server_gen: int | None = None
     changes: dict[str, Any] | None = None
+    # An edit-date read whose deletions the stored id map found: the mapped ids
+    # the layer lists no more (retirement "oids").
+    vanished_oids: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +93,7 @@ class RunCursor:
             "previous_mark": self.previous_mark, "notes": self.notes,
             "premerge": self.premerge, "mass_retire_allowed": self.mass_retire_allowed,
             "server_gen": self.server_gen, "changes": self.changes,
+            "vanished_oids": self.vanished_oids,
         }
 
     @classmethod
@@ -101,6 +105,7 @@ class RunCursor:
             premerge=bool(data.get("premerge", False)),
             mass_retire_allowed=bool(data.get("mass_retire_allowed", False)),
             server_gen=data.get("server_gen"), changes=data.get("changes"),
+            vanished_oids=[int(oid) for oid in data.get("vanished_oids", [])],
         )
 
 
@@ -122,8 +127,6 @@ class ArcgisRun(FeedRun[RunCursor]):
         # A run recording a server generation merges its last batch of chunks in
         # the transaction that records it.
         self.final_batch: list[merge.ChunkState] = []
-        # Whether the stored id map finds this run's deletions (None: not asked yet).
-        self.oid_map_held: bool | None = None
         # The preparing stage's imports (numpy, shapely, h3, pyproj: a fifth of a
         # re-sync's start-up), run in the pool while the deciding requests are out.
         self.preparing: asyncio.Future[Any] | None = None
@@ -345,12 +348,14 @@ class ArcgisRun(FeedRun[RunCursor]):
         if cursor.changes is None:  # a change read lists no object ids of the layer
             await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
-            listed = await self.producer.object_ids(self.feed.where)
-            if cursor.changes is None and await self._oid_map_holds(conn, run_id, listed):
-                cursor.retirement = merge.Retirement.ABSENT_FROM_OIDS.value
-                await runs.save_cursor(conn, run_id, cursor.to_json())
-            else:
+            vanished = (await self._vanished_oids(conn, run_id) if cursor.changes is None
+                        else None)
+            if vanished is None:
                 await self._stage_keys(conn, run_id)
+            else:
+                cursor.retirement = merge.Retirement.ABSENT_FROM_OIDS.value
+                cursor.vanished_oids = vanished
+                await runs.save_cursor(conn, run_id, cursor.to_json())
         await staging.analyze_staging(conn)
         async with conn.transaction():
             await merge.set_aside_duplicates(conn, run_id, self.feed.full_id,
@@ -479,27 +484,31 @@ class ArcgisRun(FeedRun[RunCursor]):
                 f"after a retry by id (object ids {sample}...)"
             )
 
-    async def _oid_map_holds(self, conn: Conn, run_id: int, listed: Sequence[int]) -> bool:
-        """Whether the stored id map finds this run's deletions from the layer's id list.
+    async def _vanished_oids(self, conn: Conn, run_id: int) -> list[int] | None:
+        """The stored features' ids the layer lists no more; None: read its keys instead.
 
-        Asked once per run, after its pages are staged. The map must know every
-        listed id the run did not read (else ids were renumbered or the map is
-        stale), and a sample of ids spread over the list must carry the keys the
-        map gives them (a renumbering within the same ids).
+        After the run's pages are staged. The stored id map must lack no listed id
+        but those the run read itself (else ids were renumbered, or the map is
+        stale), hold one id per stored feature, and give a sample of ids spread
+        over the list the keys the server gives them (a renumbering within the
+        same ids). One join of the list with the map, and one small request.
         """
-        if self.oid_map_held is None:
-            feed_id = self.feed.full_id
-            held = await deletions.map_vouches(conn, run_id, feed_id, listed)
-            if held and listed:
-                step = max(1, len(listed) // OID_MAP_SAMPLE)
-                mapped = await deletions.mapped_keys(conn, run_id, feed_id, listed[::step])
-                upstream = await self.producer.keys_of(list(mapped)) if mapped else {}
-                held = all(upstream.get(oid) == key for oid, key in mapped.items())
-            if not held:
-                log.info("the stored object ids do not match the layer's (renumbered?): "
-                         "reading its keys to find deletions", feed=feed_id, run=run_id)
-            self.oid_map_held = held
-        return self.oid_map_held
+        feed_id = self.feed.full_id
+        listed = await self.producer.object_ids(self.feed.where)
+        unknown, vanished = await deletions.unmatched_oids(conn, feed_id, listed)
+        held = (not await staging.staged_oids_missing(conn, run_id, unknown)
+                and len(listed) - len(unknown) + len(vanished)
+                == await merge.count_stored(conn, feed_id))
+        if held and listed:
+            step = max(1, len(listed) // OID_MAP_SAMPLE)
+            mapped = await deletions.mapped_keys(conn, run_id, feed_id, listed[::step])
+            upstream = await self.producer.keys_of(list(mapped)) if mapped else {}
+            held = all(upstream.get(oid) == key for oid, key in mapped.items())
+        if not held:
+            log.info("the stored object ids do not match the layer's (renumbered?): "
+                     "reading its keys to find deletions", feed=feed_id, run=run_id)
+            return None
+        return vanished
 
     async def _stage_keys(self, conn: Conn, run_id: int) -> None:
         """The layer's whole key set, for the deletion diff of an incremental run."""
@@ -521,17 +530,9 @@ class ArcgisRun(FeedRun[RunCursor]):
             self.reporter.phase("merge", 0)
             return None
         how = merge.Retirement(cursor.retirement)
-        deleted = cursor.changes["deleted_oids"] if cursor.changes is not None else ()
-        listed: Sequence[int] = ()
-        if how is merge.Retirement.ABSENT_FROM_OIDS:
-            # A resumed run lists the ids again, and checks the map against them.
-            listed = await self.producer.object_ids(self.feed.where)
-            if not await self._oid_map_holds(conn, run_id, listed):
-                await self._stage_keys(conn, run_id)
-                how = merge.Retirement.ABSENT_FROM_KEYS
-                cursor.retirement = how.value
-                await runs.save_cursor(conn, run_id, cursor.to_json())
-        await merge.plan_retirements(conn, run_id, self.feed.full_id, how, deleted, listed)
+        deleted = (cursor.changes["deleted_oids"] if cursor.changes is not None
+                   else cursor.vanished_oids)
+        await merge.plan_retirements(conn, run_id, self.feed.full_id, how, deleted)
         if not cursor.premerge:  # a first load retires nothing the feed stored before
             held = await self._guard_retirements(conn, run_id, cursor,
                                                  allow=allow_mass_retire)
@@ -617,7 +618,8 @@ class ArcgisRun(FeedRun[RunCursor]):
         if cursor.mode == "full":
             await changes.record_full_read(conn, run_id, self.feed.full_id)
         else:
-            deleted = cursor.changes["deleted_oids"] if cursor.changes is not None else ()
+            deleted = (cursor.changes["deleted_oids"] if cursor.changes is not None
+                       else cursor.vanished_oids)
             await changes.record_incremental_read(conn, run_id, self.feed.full_id, deleted)
 
 

@@ -87,12 +87,11 @@ async def set_chunks_total(conn: Conn, run_id: int, total: int) -> None:
 
 
 async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
-                           how: Retirement, deleted_oids: Sequence[int] = (),
-                           listed_oids: Sequence[int] = ()) -> None:
+                           how: Retirement, deleted_oids: Sequence[int] = ()) -> None:
     """Fill `retiring` for the run; recomputing it on resume gives the same keys.
 
-    `deleted_oids` are the object ids a change read's extract deleted;
-    `listed_oids` the ids the layer lists, for ABSENT_FROM_OIDS.
+    `deleted_oids` are the object ids a change read's extract deleted, or the
+    mapped ids the layer lists no more (ABSENT_FROM_OIDS).
     """
     async with conn.transaction():
         await clear_retiring(conn, run_id)
@@ -101,12 +100,12 @@ async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
         elif how is Retirement.ABSENT_FROM_KEYS:
             await conn.execute(SQL["retire_absent_from_keys"], run_id, feed_id)
             await conn.execute(SQL["retire_duplicated_keys"], run_id, feed_id)
-        elif how is Retirement.ABSENT_FROM_OIDS:
-            await deletions.retire_absent_from_oids(conn, run_id, feed_id, listed_oids)
-            await conn.execute(SQL["retire_rekeyed_oids"], run_id, feed_id)
-        elif how is Retirement.DELETED_UPSTREAM:
+        elif how in (Retirement.DELETED_UPSTREAM, Retirement.ABSENT_FROM_OIDS):
             await conn.execute(SQL["retire_deleted_oids"], run_id, feed_id, list(deleted_oids))
             await conn.execute(SQL["retire_rekeyed_oids"], run_id, feed_id)
+            if how is Retirement.ABSENT_FROM_OIDS:  # as a key read's diff would find
+                await deletions.retire_rekeyed_and_doubled(conn, run_id, feed_id,
+                                                           deleted_oids)
         await conn.execute(SQL["retire_quarantined"], run_id, feed_id)
 
 
