@@ -32,7 +32,7 @@ async def last_server_gen(conn: Conn, feed_id: str) -> int | None:
 async def record_full_read(conn: Conn, run_id: int, feed_id: str) -> None:
     """A full read's object ids replace the map (in the caller's transaction)."""
     await conn.execute(SQL["clear_feature_oids"], feed_id)
-    await conn.execute(SQL["store_feature_oids"], run_id, feed_id)
+    await conn.execute(SQL["store_full_read_oids"], run_id, feed_id)
 
 
 async def record_incremental_read(conn: Conn, run_id: int, feed_id: str,
