@@ -127,8 +127,8 @@ class ArcgisRun(FeedRun[RunCursor]):
         # A run recording a server generation merges its last batch of chunks in
         # the transaction that records it.
         self.final_batch: list[merge.ChunkState] = []
-        # The preparing stage's imports (numpy, shapely, h3, pyproj: a fifth of a
-        # re-sync's start-up), run in the pool while the deciding requests are out.
+        # The preparing stage's imports (numpy, shapely, h3, pyproj), run in the
+        # pool while the run connects and its deciding requests are out.
         self.preparing: asyncio.Future[Any] | None = None
 
     def _cursor_from_json(self, data: dict[str, Any]) -> RunCursor:
@@ -401,6 +401,7 @@ class ArcgisRun(FeedRun[RunCursor]):
             await bulk.analyze_features(conn)
 
     def _import_preparing(self) -> None:
+        """Start importing the preparing stage in the pool (once; the runtime may have)."""
         if self.preparing is None:
             self.preparing = asyncio.get_running_loop().run_in_executor(
                 self.executor, importlib.import_module, PREPARE_MODULE)
@@ -611,7 +612,6 @@ class ArcgisRun(FeedRun[RunCursor]):
             )
             await feeds.mark_success(conn, self.feed.full_id, run_id)
             await staging.clear_run_staging(conn, run_id)
-
 
     async def _record_oids(self, conn: Conn, run_id: int, cursor: RunCursor) -> None:
         """The feed's map of object ids to keys now stands for its stored features."""
