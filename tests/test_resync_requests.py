@@ -121,6 +121,9 @@ async def test_a_changed_layer_finds_its_deletions_from_the_id_list_without_read
         "SELECT source_key FROM zoningsync.feature_history WHERE op = 'retire'")}
     assert retired == set(published["deleted_pins"])
     assert proxy.kinds()["keys"] == 1  # the sample of ids checked against the map
+    full = await run(db_url, tmp_path, feed, full=True)  # agrees with a full read
+    assert (full["inserted"], full["updated"], full["retired"]) == (0, 0, 0)
+    assert full["chunks_written"] == 0
 
 
 async def test_a_renumbered_layer_falls_back_to_reading_keys(
@@ -175,3 +178,20 @@ async def test_an_overlap_window_read_back_as_stored_is_taken_at_its_checkpoints
     assert summary["mode"] == "incremental" and summary["fetched"] > 0
     assert summary["chunks_total"] > 0
     assert summary["chunks_written"] == 0
+
+
+async def test_a_layer_with_quarantined_records_finds_deletions_from_the_id_list(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, proxy: RecordingProxy) -> None:
+    async with run_portal(County(3000, seed=3)) as portal:  # holds null and bow-tie parcels
+        proxy.target = portal.base_url
+        feed = feed_config(tmp_path, layer_url(proxy, portal))
+        first = await run(db_url, tmp_path, feed)
+        assert first["quarantined"] > 0
+        published = portal.county.publish(0.05, seed=2)
+        proxy.asked.clear()
+        summary = await run(db_url, tmp_path, feed)
+        assert summary["retired"] == published["deleted"] > 0
+        assert proxy.kinds()["keys"] == 1  # the sample of ids checked against the map
+        full = await run(db_url, tmp_path, feed, full=True)  # agrees with a full read
+        assert (full["inserted"], full["updated"], full["retired"]) == (0, 0, 0)
+        assert full["chunks_written"] == 0

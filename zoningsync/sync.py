@@ -489,15 +489,17 @@ class ArcgisRun(FeedRun[RunCursor]):
         """The stored features' ids the layer lists no more; None: read its keys instead.
 
         After the run's pages are staged. The stored id map must lack no listed id
-        but those the run read itself (else ids were renumbered, or the map is
-        stale), hold one id per stored feature, and give a sample of ids spread
+        but those the run read itself and records the feed quarantined, never
+        stored (else ids were renumbered, or the map is stale), hold one id per
+        stored feature, and give a sample of ids spread
         over the list the keys the server gives them (a renumbering within the
         same ids). One join of the list with the map, and one small request.
         """
         feed_id = self.feed.full_id
         listed = await self.producer.object_ids(self.feed.where)
         unknown, vanished = await deletions.unmatched_oids(conn, feed_id, listed)
-        held = (not await staging.staged_oids_missing(conn, run_id, unknown)
+        unread = await staging.staged_oids_missing(conn, run_id, unknown)
+        held = (not await deletions.never_quarantined(conn, feed_id, unread)
                 and len(listed) - len(unknown) + len(vanished)
                 == await merge.count_stored(conn, feed_id))
         if held and listed:

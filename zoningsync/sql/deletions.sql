@@ -53,3 +53,10 @@ WHERE s.run_id = $1
   AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows t
                   WHERE t.run_id = $1 AND t.source_oid = m.source_oid)
 ON CONFLICT DO NOTHING;
+
+-- name: never_quarantined
+-- Of these ids ($2), those no run of the feed ever quarantined: a listed id the
+-- map lacks is harmless when it is a record the feed never stored.
+SELECT u.oid FROM unnest($2::bigint[]) AS u(oid)
+WHERE NOT EXISTS (SELECT 1 FROM zoningsync.quarantine q
+                  WHERE q.feed = $1 AND q.source_oid = u.oid);

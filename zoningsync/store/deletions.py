@@ -7,8 +7,9 @@ stored features to their keys: the mapped ids no longer listed are the
 deletions, retired like a change read's deletes. The map only stands for the
 layer while its ids are not renumbered, which is detected, never assumed: the
 run (`sync.ArcgisRun._vanished_oids`) wants every listed id the map lacks to be
-one it read itself, the map to hold one id per stored feature, and a sample of
-ids to carry the keys the map gives them; else it reads the keys as before.
+one it read itself or one the feed quarantined (never stored), the map to hold
+one id per stored feature, and a sample of ids to carry the keys the map gives
+them; else it reads the keys as before.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ async def unmatched_oids(conn: Conn, feed_id: str, listed: Sequence[int]
     row = await conn.fetchrow(SQL["unmatched_oids"], feed_id, list(listed))
     assert row is not None  # an aggregate: one row, even when nothing differs
     return list(row["unknown"]), list(row["vanished"])
+
+
+async def never_quarantined(conn: Conn, feed_id: str, oids: Sequence[int]) -> list[int]:
+    """Those of these ids that no run of the feed quarantined."""
+    return [int(r["oid"]) for r in await conn.fetch(SQL["never_quarantined"], feed_id,
+                                                     list(oids))]
 
 
 async def mapped_keys(conn: Conn, run_id: int, feed_id: str, oids: Sequence[int]
