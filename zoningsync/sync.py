@@ -491,17 +491,18 @@ class ArcgisRun(FeedRun[RunCursor]):
         After the run's pages are staged. The stored id map must lack no listed id
         but those the run read itself and records the feed quarantined, never
         stored (else ids were renumbered, or the map is stale), hold one id per
-        stored feature, and give a sample of ids spread
-        over the list the keys the server gives them (a renumbering within the
-        same ids). One join of the list with the map, and one small request.
+        stored feature, be untouched by rollbacks since the last full read, and
+        give a sample of ids spread over the list the keys the server gives them
+        (a renumbering within the same ids). One join of the list with the map,
+        and one small request.
         """
         feed_id = self.feed.full_id
         listed = await self.producer.object_ids(self.feed.where)
         unknown, vanished = await deletions.unmatched_oids(conn, feed_id, listed)
         unread = await staging.staged_oids_missing(conn, run_id, unknown)
+        map_rows = len(listed) - len(unknown) + len(vanished)
         held = (not await deletions.never_quarantined(conn, feed_id, unread)
-                and len(listed) - len(unknown) + len(vanished)
-                == await merge.count_stored(conn, feed_id))
+                and await deletions.map_may_stand(conn, feed_id, map_rows))
         if held and listed:
             step = max(1, len(listed) // OID_MAP_SAMPLE)
             mapped = await deletions.mapped_keys(conn, run_id, feed_id, listed[::step])

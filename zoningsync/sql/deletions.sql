@@ -60,3 +60,14 @@ ON CONFLICT DO NOTHING;
 SELECT u.oid FROM unnest($2::bigint[]) AS u(oid)
 WHERE NOT EXISTS (SELECT 1 FROM zoningsync.quarantine q
                   WHERE q.feed = $1 AND q.source_oid = u.oid);
+
+-- name: map_and_features
+-- How many features the feed stores, and whether a rollback ran since its last
+-- full read: a rollback restores features, not the map, which may then name
+-- keys the feed no longer stores; the next full read rewrites it.
+SELECT (SELECT count(*) FROM zoningsync.features WHERE feed = $1) AS stored,
+       EXISTS (SELECT 1 FROM zoningsync.runs r
+               WHERE r.feed = $1 AND r.mode = 'rollback'
+                 AND r.id > coalesce((SELECT max(id) FROM zoningsync.runs
+                                      WHERE feed = $1 AND mode = 'full'
+                                        AND status = 'succeeded'), 0)) AS rolled_back;

@@ -30,6 +30,14 @@ async def unmatched_oids(conn: Conn, feed_id: str, listed: Sequence[int]
     return list(row["unknown"]), list(row["vanished"])
 
 
+async def map_may_stand(conn: Conn, feed_id: str, map_rows: int) -> bool:
+    """Whether a map of `map_rows` ids may stand for the feed's features: one id per
+    stored feature, and no rollback since the last full read rewrote the map."""
+    row = await conn.fetchrow(SQL["map_and_features"], feed_id)
+    assert row is not None
+    return int(row["stored"]) == map_rows and not row["rolled_back"]
+
+
 async def never_quarantined(conn: Conn, feed_id: str, oids: Sequence[int]) -> list[int]:
     """Those of these ids that no run of the feed quarantined."""
     return [int(r["oid"]) for r in await conn.fetch(SQL["never_quarantined"], feed_id,

@@ -101,6 +101,7 @@ class ArcgisProducer:
         self.missing_oids = 0
         self._layer: LayerInfo | None = None
         self._layer_lock = asyncio.Lock()  # deciding requests in flight ask for it at once
+        self._layer_failed: Exception | None = None
         self._layer_meta: Mapping[str, Any] = {}
         self.service_read = False  # whether the service root answered (change_tracking)
         self._fields: FieldMap | None = None
@@ -153,8 +154,14 @@ class ArcgisProducer:
         """The layer's metadata, fetched once; the feed's field names checked against it."""
         if self._layer is None:
             async with self._layer_lock:
+                if self._layer_failed is not None:  # asked once: a second ask fails alike
+                    raise self._layer_failed
                 if self._layer is None:
-                    await self._read_layer()
+                    try:
+                        await self._read_layer()
+                    except Exception as exc:
+                        self._layer_failed = exc
+                        raise
         assert self._layer is not None
         return self._layer
 
