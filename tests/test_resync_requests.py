@@ -18,9 +18,11 @@ import pytest
 from aiohttp import web
 
 from tests.portal_helpers import feed_config
-from tests.test_sync import run
+from tests.test_sync import run, settings_for
 from zoningsync.portal.county import County
 from zoningsync.portal.server import RunningPortal, run_portal
+from zoningsync.services.admin import resume
+from zoningsync.services.rollback import roll_back
 
 PARCELS = 1500
 Request = tuple[str, tuple[tuple[str, str], ...]]
@@ -195,3 +197,21 @@ async def test_a_layer_with_quarantined_records_finds_deletions_from_the_id_list
         full = await run(db_url, tmp_path, feed, full=True)  # agrees with a full read
         assert (full["inserted"], full["updated"], full["retired"]) == (0, 0, 0)
         assert full["chunks_written"] == 0
+
+
+async def test_after_a_rollback_deletions_are_found_by_reading_keys_until_a_full_read(
+        db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal,
+        proxy: RecordingProxy) -> None:
+    feed = feed_config(tmp_path, layer_url(proxy, portal))
+    await run(db_url, tmp_path, feed)
+    portal.county.publish(0.05, seed=2)
+    undone = await run(db_url, tmp_path, feed)
+    await roll_back(settings_for(db_url, tmp_path), undone["id"], cascade=False, dry_run=False)
+    await resume(settings_for(db_url, tmp_path), feed.full_id, tmp_path / "sources")
+    published = portal.county.publish(0.05, seed=3)
+    proxy.asked.clear()
+    summary = await run(db_url, tmp_path, feed)
+    assert summary["retired"] >= published["deleted"] > 0
+    assert proxy.kinds()["keys"] >= PARCELS // 500  # every page of keys (page_size 500)
+    full = await run(db_url, tmp_path, feed, full=True)  # agrees with a full read
+    assert (full["inserted"], full["updated"], full["retired"]) == (0, 0, 0)
