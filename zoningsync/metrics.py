@@ -25,7 +25,6 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 import asyncpg
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -154,7 +153,11 @@ async def serve(host: str, port: int, health: HealthCheck) -> AsyncIterator[int]
     """Serve `/metrics` and `/healthz` until the block ends; yields the bound port.
 
     `health` returns None when healthy, else the reason (answered with 503).
+    aiohttp's server is imported here: `zoningsync sync` counts requests but
+    serves no metrics, and should not pay for a server at start-up.
     """
+    from aiohttp import web
+
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+import importlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,14 +37,14 @@ from zoningsync.errors import (
 )
 from zoningsync.feed_run import FeedRun
 from zoningsync.http import Fetcher
-from zoningsync.prepare import prepare_fetched
 from zoningsync.producers.arcgis.changes import ChangeSet, ChangeTracking, GenerationExpired
+from zoningsync.producers.arcgis.layer import LayerInfo
 from zoningsync.producers.arcgis.plan import FetchPlan
 from zoningsync.producers.arcgis.producer import ArcgisProducer
 from zoningsync.progress import Reporter
-from zoningsync.records import FetchedPage, Kind
+from zoningsync.records import FetchedPage, Kind, PreparedPage
 from zoningsync.retire_guard import retire_guard
-from zoningsync.store import bulk, changes, feeds, merge, runs, staging
+from zoningsync.store import bulk, changes, deletions, feeds, merge, runs, staging
 from zoningsync.store.connect import Conn
 from zoningsync.taskgroup import task_group
 
@@ -56,8 +57,11 @@ PREPARE_WORKERS = 2
 QUEUE_PAGES = 4
 MERGE_WORKERS = 2  # PostgreSQL does the merge work; two sessions use both cores
 INDEX_BUILDERS = 2  # a first load's deferred indexes, built on both cores at its end
+PREPARE_MODULE = "zoningsync.prepare"
 # The page id of the features an extractChanges answer holds inline.
 EXTRACT_PAGE = "x"
+# Ids whose keys are asked of the server to check the stored id map: one request.
+OID_MAP_SAMPLE = 16
 
 
 @dataclass
@@ -79,6 +83,9 @@ class RunCursor:
     # extract it applies: {"service_url", "layer_id", "since", "deleted_oids", "inline"}.
     server_gen: int | None = None
     changes: dict[str, Any] | None = None
+    # An edit-date read whose deletions the stored id map found: the mapped ids
+    # the layer lists no more (retirement "oids").
+    vanished_oids: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +94,7 @@ class RunCursor:
             "previous_mark": self.previous_mark, "notes": self.notes,
             "premerge": self.premerge, "mass_retire_allowed": self.mass_retire_allowed,
             "server_gen": self.server_gen, "changes": self.changes,
+            "vanished_oids": self.vanished_oids,
         }
 
     @classmethod
@@ -98,6 +106,7 @@ class RunCursor:
             premerge=bool(data.get("premerge", False)),
             mass_retire_allowed=bool(data.get("mass_retire_allowed", False)),
             server_gen=data.get("server_gen"), changes=data.get("changes"),
+            vanished_oids=[int(oid) for oid in data.get("vanished_oids", [])],
         )
 
 
@@ -119,6 +128,9 @@ class ArcgisRun(FeedRun[RunCursor]):
         # A run recording a server generation merges its last batch of chunks in
         # the transaction that records it.
         self.final_batch: list[merge.ChunkState] = []
+        # The preparing stage's imports (numpy, shapely, h3, pyproj), run in the
+        # pool while the run connects and its deciding requests are out.
+        self.preparing: asyncio.Future[Any] | None = None
 
     def _cursor_from_json(self, data: dict[str, Any]) -> RunCursor:
         return RunCursor.from_json(data)
@@ -138,6 +150,7 @@ class ArcgisRun(FeedRun[RunCursor]):
     # -- planning ---------------------------------------------------------------
 
     async def _plan(self, conn: Conn, run_id: int, *, force_full: bool) -> RunCursor:
+        self._import_preparing()
         cursor = await self._decide(conn, force_full=force_full or self.settings_changed)
         if cursor.premerge and await bulk.defer_secondary_indexes(conn):
             log.info("first load into an empty table: secondary indexes are built after it",
@@ -150,16 +163,18 @@ class ArcgisRun(FeedRun[RunCursor]):
         return cursor
 
     async def _decide(self, conn: Conn, *, force_full: bool) -> RunCursor:
-        """Full or incremental, and which read: the run's whole plan, before any row."""
+        """Full or incremental, and which read: the run's whole plan, before any row.
+
+        The requests that decide go out together: the layer's metadata and service
+        root, its id list and the edit-date counts, each asked once. Only a feed
+        whose last success recorded a server generation asks the service root
+        first, since a change read then needs none of the others.
+        """
         feed = self.feed
-        layer = await self.producer.layer()
         last = await runs.last_success(conn, feed.full_id)
         since_full = await runs.runs_since_full(conn, feed.full_id)
-        if feed.incremental == "edit_date" and layer.edit_date_field is None:
-            raise SourceConfigError(
-                f"{feed.source_file}: feeds.{feed.id}.incremental: 'edit_date' but the layer "
-                "has no edit date field (editFieldsInfo.editDateField); use 'auto' or 'off'"
-            )
+        since_gen = (await changes.last_server_gen(conn, feed.full_id)
+                     if feed.incremental in ("auto", "changes") else None)
         previous_mark = last.high_water_mark if last else None
         notes: list[str] = []
         same_settings = last is not None and last.fingerprint == self.fingerprint
@@ -168,36 +183,35 @@ class ArcgisRun(FeedRun[RunCursor]):
                          "a full read")
             log.warning("the feed's settings changed since its last success; reading it all",
                         feed=feed.full_id, last_success=last.id)
-        tracking = await self._change_tracking()
-        if tracking is not None and last is not None and same_settings and not force_full \
-                and since_full < feed.full_refresh_every:
-            read = await self._change_read(conn, tracking, last, notes)
-            if read is not None:
-                return read
-        oids = await self.producer.object_ids(feed.where)
+        may_read_changes = (last is not None and same_settings and not force_full
+                            and since_full < feed.full_refresh_every)
+        mark = (previous_mark if may_read_changes and feed.incremental != "off" else None)
+        if may_read_changes and since_gen is not None:
+            assert last is not None
+            tracking = await self._change_tracking()
+            if tracking is not None:
+                read = await self._change_read(conn, tracking, last, since_gen, notes)
+                if read is not None:
+                    return read
+            listing = await self._listing(mark if tracking is None else None)
+        else:
+            async with task_group() as group:
+                asked = group.create_task(self._change_tracking(), name="change-tracking")
+                listed = group.create_task(self._listing(mark), name="layer-listing")
+            tracking, listing = asked.result(), listed.result()
+        layer, oids, edits = listing
+        if feed.incremental == "edit_date" and layer.edit_date_field is None:
+            raise SourceConfigError(
+                f"{feed.source_file}: feeds.{feed.id}.incremental: 'edit_date' but the layer "
+                "has no edit date field (editFieldsInfo.editDateField); use 'auto' or 'off'"
+            )
         oid_hash = oid_set_hash(oids)
-        layer_count = await self.producer.count(feed.where)
-
-        incremental = (
-            tracking is None
-            and not force_full
-            and same_settings
-            and feed.incremental != "off"
-            and layer.edit_date_field is not None
-            and last is not None
-            and previous_mark is not None
-            and since_full < feed.full_refresh_every
-        )
-        if incremental:
-            assert previous_mark is not None and last is not None
-            edited = await self.producer.edited_since(previous_mark - OVERLAP)
-            # Whole seconds: a TIMESTAMP literal drops milliseconds, and the edit at
-            # the mark itself must not count as a new one.
-            strictly_new = await self.producer.edited_since(
-                previous_mark.replace(microsecond=0) + timedelta(seconds=1))
+        layer_count = await self.producer.count(feed.where)  # the id list's length
+        if (tracking is None and mark is not None and last is not None
+                and layer.edit_date_field is not None):
+            edited, strictly_new = edits
             if edited is None or strictly_new is None:
                 notes.append("server refused edit-date queries; fell back to a full read")
-                incremental = False
             else:
                 where, _ = edited
                 deletions_possible = (
@@ -211,7 +225,7 @@ class ArcgisRun(FeedRun[RunCursor]):
                     retirement=(merge.Retirement.ABSENT_FROM_KEYS.value if deletions_possible
                                 else merge.Retirement.QUARANTINED_ONLY.value),
                     layer_count=layer_count, oid_set_hash=oid_hash,
-                    previous_mark=previous_mark.isoformat(), notes=notes,
+                    previous_mark=mark.isoformat(), notes=notes,
                 )
         plan = await self.producer.plan(feed.where)
         return RunCursor(
@@ -222,6 +236,28 @@ class ArcgisRun(FeedRun[RunCursor]):
             premerge=not await merge.feed_has_features(conn, feed.full_id),
             server_gen=tracking.server_gen if tracking else None,
         )
+
+    async def _listing(self, mark: datetime | None) -> tuple[
+            LayerInfo, list[int], tuple[tuple[str, int] | None, tuple[str, int] | None]]:
+        """The layer, its object ids and, from `mark` on, its edits: asked all at once.
+
+        The edits since the mark minus the overlap are listed as ids (the read plans
+        and reconciles from that list); those strictly after it are only counted.
+        Whole seconds: a TIMESTAMP literal drops milliseconds, and the edit at the
+        mark itself must not count as a new one.
+        """
+        producer = self.producer
+        async with task_group() as group:
+            layer = group.create_task(producer.layer(), name="layer")
+            oids = group.create_task(producer.object_ids(self.feed.where), name="object-ids")
+            if mark is not None:
+                overlap = group.create_task(
+                    producer.edited_since(mark - OVERLAP, list_ids=True), name="edited")
+                strict = group.create_task(
+                    producer.edited_since(mark.replace(microsecond=0) + timedelta(seconds=1)),
+                    name="edited-after-mark")
+        edits = (overlap.result(), strict.result()) if mark is not None else (None, None)
+        return layer.result(), oids.result(), edits
 
     async def _change_tracking(self) -> ChangeTracking | None:
         """The layer's change tracking when the feed may use it (`auto`, `changes`)."""
@@ -237,15 +273,13 @@ class ArcgisRun(FeedRun[RunCursor]):
         return tracking
 
     async def _change_read(self, conn: Conn, tracking: ChangeTracking,
-                           last: runs.LastSuccess, notes: list[str]) -> RunCursor | None:
-        """A read of what changed since the last success's generation; None: read it all.
+                           last: runs.LastSuccess, since: int, notes: list[str]
+                           ) -> RunCursor | None:
+        """A read of what changed since the last success's generation `since`.
 
-        None when the last success recorded no generation (its strategy was another),
-        or when the server keeps no changes that old: then a warning names it.
+        None when the server keeps no changes that old: then a warning names it,
+        and the run reads it all.
         """
-        since = await changes.last_server_gen(conn, self.feed.full_id)
-        if since is None:
-            return None
         if not tracking.expired(since):
             try:
                 found = await self.producer.extract_changes(tracking, since)
@@ -315,7 +349,14 @@ class ArcgisRun(FeedRun[RunCursor]):
         if cursor.changes is None:  # a change read lists no object ids of the layer
             await self._reconcile(conn, run_id, plan, premerge=cursor.premerge)
         if cursor.retirement == merge.Retirement.ABSENT_FROM_KEYS.value:
-            await self._stage_keys(conn, run_id)
+            vanished = (await self._vanished_oids(conn, run_id) if cursor.changes is None
+                        else None)
+            if vanished is None:
+                await self._stage_keys(conn, run_id)
+            else:
+                cursor.retirement = merge.Retirement.ABSENT_FROM_OIDS.value
+                cursor.vanished_oids = vanished
+                await runs.save_cursor(conn, run_id, cursor.to_json())
         await staging.analyze_staging(conn)
         async with conn.transaction():
             await merge.set_aside_duplicates(conn, run_id, self.feed.full_id,
@@ -360,6 +401,20 @@ class ArcgisRun(FeedRun[RunCursor]):
         async with self.pool.acquire() as conn:
             await bulk.analyze_features(conn)
 
+    def _import_preparing(self) -> None:
+        """Start importing the preparing stage in the pool (once; the runtime may have)."""
+        if self.preparing is None:
+            self.preparing = asyncio.get_running_loop().run_in_executor(
+                self.executor, importlib.import_module, PREPARE_MODULE)
+
+    async def _prepare_fetched(self) -> Callable[..., PreparedPage]:
+        """`prepare.prepare_fetched`, once the pool has imported it (never on the loop)."""
+        self._import_preparing()
+        assert self.preparing is not None
+        module = await self.preparing
+        prepare: Callable[..., PreparedPage] = module.prepare_fetched
+        return prepare
+
     async def _stage_pages(self, run_id: int, pages: AsyncIterator[FetchedPage], *,
                            premerge: bool, backlog: Sequence[str] = ()) -> None:
         """Fetch → prepare (thread pool) → COPY, with a bounded queue in between.
@@ -373,7 +428,8 @@ class ArcgisRun(FeedRun[RunCursor]):
         for page_id in backlog:
             staged.put_nowait(page_id)
         loop = asyncio.get_running_loop()
-        prepare = functools.partial(prepare_fetched, h3_resolution=self.feed.h3_resolution)
+        prepare = functools.partial(await self._prepare_fetched(),
+                                    h3_resolution=self.feed.h3_resolution)
 
         async def produce() -> None:
             async for page in self.until_paused(pages):
@@ -430,6 +486,35 @@ class ArcgisRun(FeedRun[RunCursor]):
                 f"after a retry by id (object ids {sample}...)"
             )
 
+    async def _vanished_oids(self, conn: Conn, run_id: int) -> list[int] | None:
+        """The stored features' ids the layer lists no more; None: read its keys instead.
+
+        After the run's pages are staged. The stored id map must lack no listed id
+        but those the run read itself and records the feed quarantined, never
+        stored (else ids were renumbered, or the map is stale), hold one id per
+        stored feature, be untouched by rollbacks since the last full read, and
+        give a sample of ids spread over the list the keys the server gives them
+        (a renumbering within the same ids). One join of the list with the map,
+        and one small request.
+        """
+        feed_id = self.feed.full_id
+        listed = await self.producer.object_ids(self.feed.where)
+        unknown, vanished = await deletions.unmatched_oids(conn, feed_id, listed)
+        unread = await staging.staged_oids_missing(conn, run_id, unknown)
+        map_rows = len(listed) - len(unknown) + len(vanished)
+        held = (not await deletions.never_quarantined(conn, feed_id, unread)
+                and await deletions.map_may_stand(conn, feed_id, map_rows))
+        if held and listed:
+            step = max(1, len(listed) // OID_MAP_SAMPLE)
+            mapped = await deletions.mapped_keys(conn, run_id, feed_id, listed[::step])
+            upstream = await self.producer.keys_of(list(mapped)) if mapped else {}
+            held = all(upstream.get(oid) == key for oid, key in mapped.items())
+        if not held:
+            log.info("the stored object ids do not match the layer's (renumbered?): "
+                     "reading its keys to find deletions", feed=feed_id, run=run_id)
+            return None
+        return vanished
+
     async def _stage_keys(self, conn: Conn, run_id: int) -> None:
         """The layer's whole key set, for the deletion diff of an incremental run."""
         await staging.clear_staged_keys(conn, run_id)
@@ -450,7 +535,8 @@ class ArcgisRun(FeedRun[RunCursor]):
             self.reporter.phase("merge", 0)
             return None
         how = merge.Retirement(cursor.retirement)
-        deleted = cursor.changes["deleted_oids"] if cursor.changes is not None else ()
+        deleted = (cursor.changes["deleted_oids"] if cursor.changes is not None
+                   else cursor.vanished_oids)
         await merge.plan_retirements(conn, run_id, self.feed.full_id, how, deleted)
         if not cursor.premerge:  # a first load retires nothing the feed stored before
             held = await self._guard_retirements(conn, run_id, cursor,
@@ -519,8 +605,9 @@ class ArcgisRun(FeedRun[RunCursor]):
                 await merge.merge_batch(conn, run_id, self.feed, self.final_batch)
                 self.reporter.advance(len(self.final_batch),
                                       sum(s.row_count for s in self.final_batch))
+            await self._record_oids(conn, run_id, cursor)
             if cursor.server_gen is not None:
-                await self._record_generation(conn, run_id, cursor)
+                await changes.save_server_gen(conn, run_id, cursor.server_gen)
             await runs.add_fetch_stats(conn, run_id, requests, retries, received)
             await runs.finish_run(
                 conn, run_id, high_water_mark=max(marks) if marks else None,
@@ -530,15 +617,14 @@ class ArcgisRun(FeedRun[RunCursor]):
             await feeds.mark_success(conn, self.feed.full_id, run_id)
             await staging.clear_run_staging(conn, run_id)
 
-
-    async def _record_generation(self, conn: Conn, run_id: int, cursor: RunCursor) -> None:
-        """The feed now stands at the run's server generation, object ids included."""
-        assert cursor.server_gen is not None
-        if cursor.changes is None:
-            await changes.record_full_read(conn, run_id, self.feed.full_id, cursor.server_gen)
+    async def _record_oids(self, conn: Conn, run_id: int, cursor: RunCursor) -> None:
+        """The feed's map of object ids to keys now stands for its stored features."""
+        if cursor.mode == "full":
+            await changes.record_full_read(conn, run_id, self.feed.full_id)
         else:
-            await changes.record_change_read(conn, run_id, self.feed.full_id,
-                                             cursor.server_gen, cursor.changes["deleted_oids"])
+            deleted = (cursor.changes["deleted_oids"] if cursor.changes is not None
+                       else cursor.vanished_oids)
+            await changes.record_incremental_read(conn, run_id, self.feed.full_id, deleted)
 
 
 async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
@@ -552,9 +638,12 @@ async def sync_feed(*, db_url: str, pool: asyncpg.Pool[Any], feed: FeedConfig,
     RunFailed, its row marked failed. A paused feed raises FeedPaused unless
     `ignore_pause`.
     """
-    from zoningsync.case_run import CaseRun
+    kind: type[FeedRun[Any]] = ArcgisRun
+    if feed.kind is Kind.CASES:
+        # Case feeds read HTML and PDF (bs4, soupsieve: 0.15 s to import): only they pay.
+        from zoningsync.case_run import CaseRun
 
-    kind: type[FeedRun[Any]] = CaseRun if feed.kind is Kind.CASES else ArcgisRun
+        kind = CaseRun
     run = kind(db_url=db_url, pool=pool, feed=feed, fetcher=fetcher, executor=executor,
                reporter=reporter)
     try:

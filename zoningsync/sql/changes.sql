@@ -30,3 +30,12 @@ SELECT DISTINCT ON (s.source_oid) $2, s.source_oid, s.source_key
 FROM zoningsync.staged_rows s
 WHERE s.run_id = $1 AND s.source_oid IS NOT NULL
 ON CONFLICT (feed, source_oid) DO UPDATE SET source_key = EXCLUDED.source_key;
+
+-- name: store_full_read_oids
+-- After clear_feature_oids the feed maps no id, and DISTINCT ON leaves one row
+-- per id: no conflict can arise, and none is checked for (the speculative
+-- inserts of store_feature_oids doubled the cost of a first load's 100k ids).
+INSERT INTO zoningsync.feature_oids (feed, source_oid, source_key)
+SELECT DISTINCT ON (s.source_oid) $2, s.source_oid, s.source_key
+FROM zoningsync.staged_rows s
+WHERE s.run_id = $1 AND s.source_oid IS NOT NULL;

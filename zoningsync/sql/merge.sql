@@ -370,3 +370,24 @@ WHERE s.run_id = $1 AND m.source_key <> s.source_key
   AND NOT EXISTS (SELECT 1 FROM zoningsync.staged_rows t
                   WHERE t.run_id = $1 AND t.source_key = m.source_key)
 ON CONFLICT DO NOTHING;
+
+-- name: chunks_as_stored
+-- An incremental run that staged every row just as it is stored (same key, row
+-- hash and chunk) and retires nothing leaves its chunks' content as stored, which
+-- their checkpoints vouch for: their checkpoints, without hashing a row. No rows
+-- when any staged row differs or something retires; a chunk without checkpoint
+-- comes with a null hash, and the caller hashes as usual.
+WITH differs AS (
+    SELECT 1 FROM zoningsync.retiring WHERE run_id = $1
+    UNION ALL
+    SELECT 1 FROM zoningsync.staged_rows s
+    WHERE s.run_id = $1
+      AND NOT EXISTS (SELECT 1 FROM zoningsync.features f
+                      WHERE f.feed = $2 AND f.source_key = s.source_key
+                        AND f.row_hash = s.row_hash AND f.h3 = s.chunk)
+    LIMIT 1
+)
+SELECT c.chunk, cp.hash, cp.row_count
+FROM (SELECT DISTINCT chunk FROM zoningsync.staged_rows WHERE run_id = $1) AS c
+LEFT JOIN zoningsync.chunk_checkpoints cp ON cp.feed = $2 AND cp.chunk = c.chunk
+WHERE NOT EXISTS (SELECT 1 FROM differs);

@@ -16,6 +16,7 @@ from enum import Enum
 
 from zoningsync.config import FeedConfig
 from zoningsync.sql import queries
+from zoningsync.store import deletions
 from zoningsync.store.connect import Conn
 from zoningsync.store.staging import clear_retiring
 
@@ -28,6 +29,7 @@ class Retirement(Enum):
 
     ABSENT_FROM_STAGING = "full"        # a full read: whatever it did not fetch is gone
     ABSENT_FROM_KEYS = "keys"           # incremental with a key-set diff
+    ABSENT_FROM_OIDS = "oids"           # incremental: ids no longer listed, by the id map
     QUARANTINED_ONLY = "none"           # incremental, nothing signalled deletions
     DELETED_UPSTREAM = "changes"        # extractChanges: the ids it deleted, keys it moved
 
@@ -88,7 +90,8 @@ async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
                            how: Retirement, deleted_oids: Sequence[int] = ()) -> None:
     """Fill `retiring` for the run; recomputing it on resume gives the same keys.
 
-    `deleted_oids` are the object ids a change read's extract deleted.
+    `deleted_oids` are the object ids a change read's extract deleted, or the
+    mapped ids the layer lists no more (ABSENT_FROM_OIDS).
     """
     async with conn.transaction():
         await clear_retiring(conn, run_id)
@@ -97,9 +100,12 @@ async def plan_retirements(conn: Conn, run_id: int, feed_id: str,
         elif how is Retirement.ABSENT_FROM_KEYS:
             await conn.execute(SQL["retire_absent_from_keys"], run_id, feed_id)
             await conn.execute(SQL["retire_duplicated_keys"], run_id, feed_id)
-        elif how is Retirement.DELETED_UPSTREAM:
+        elif how in (Retirement.DELETED_UPSTREAM, Retirement.ABSENT_FROM_OIDS):
             await conn.execute(SQL["retire_deleted_oids"], run_id, feed_id, list(deleted_oids))
             await conn.execute(SQL["retire_rekeyed_oids"], run_id, feed_id)
+            if how is Retirement.ABSENT_FROM_OIDS:  # as a key read's diff would find
+                await deletions.retire_rekeyed_and_doubled(conn, run_id, feed_id,
+                                                           deleted_oids)
         await conn.execute(SQL["retire_quarantined"], run_id, feed_id)
 
 
@@ -144,6 +150,17 @@ async def checkpoint_stored_first_load(conn: Conn, run_id: int, feed_id: str) ->
 
 async def chunk_states(conn: Conn, run_id: int, feed_id: str,
                        *, full_read: bool, compare_stored: bool = False) -> list[ChunkState]:
+    """Each touched chunk's new hash beside its checkpoint.
+
+    An incremental run whose every fetched row is stored as fetched (an
+    unchanged re-sync reading its overlap window again) hashes nothing: its
+    chunks are their checkpoints (0.1 s of 25 chunks' rows at 100k parcels).
+    """
+    if not full_read and not compare_stored:
+        kept = await conn.fetch(SQL["chunks_as_stored"], run_id, feed_id)
+        if kept and all(r["hash"] is not None for r in kept):
+            return [ChunkState(r["chunk"], r["hash"], r["row_count"], r["hash"])
+                    for r in kept]
     chunks = [r["chunk"] for r in await conn.fetch(
         SQL["candidate_chunks"], run_id, feed_id, full_read)]
     if not chunks:

@@ -12,12 +12,14 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from zoningsync.records import SourceRecord
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DATE = "esriFieldTypeDate"
@@ -74,6 +76,8 @@ def iso_dates(values: Sequence[Any]) -> list[Any]:
     (3.5 µs each, several per parcel); numpy formats the column in C. Values it
     cannot take (nulls, floats, years outside 1000-9999) go the one-by-one way.
     """
+    import numpy as np  # in the prepare pool: kept off the start-up path (sync.py)
+
     low, high = FOUR_DIGIT_YEARS_MS
     if values and set(map(type, values)) == {int}:  # a column of dates, none missing
         try:
@@ -101,6 +105,8 @@ def iso_dates(values: Sequence[Any]) -> list[Any]:
 def _iso_texts(millis: np.ndarray[Any, np.dtype[np.int64]]) -> list[Any]:
     """ISO-8601 UTC texts of epoch milliseconds, whole seconds without a fraction,
     formatted by numpy for the whole column (an f-string per value took as long)."""
+    import numpy as np  # in the prepare pool: kept off the start-up path (sync.py)
+
     moments = millis.astype("datetime64[ms]")
     texts = np.datetime_as_string(moments, unit="ms", timezone="UTC")
     whole = millis % 1000 == 0

@@ -100,6 +100,8 @@ class ArcgisProducer:
         # Object ids the server listed but never returned, over this producer's life.
         self.missing_oids = 0
         self._layer: LayerInfo | None = None
+        self._layer_lock = asyncio.Lock()  # deciding requests in flight ask for it at once
+        self._layer_failed: Exception | None = None
         self._layer_meta: Mapping[str, Any] = {}
         self.service_read = False  # whether the service root answered (change_tracking)
         self._fields: FieldMap | None = None
@@ -107,6 +109,7 @@ class ArcgisProducer:
         self._page_max_bytes = PAGE_MIN_BYTES
         self._dialect = 0  # index of the first edit-date dialect the server may accept
         self._object_ids: dict[str, list[int]] = {}
+        self._counts: dict[str, int] = {}
 
     # -- requests -------------------------------------------------------------------
 
@@ -150,20 +153,33 @@ class ArcgisProducer:
     async def layer(self) -> LayerInfo:
         """The layer's metadata, fetched once; the feed's field names checked against it."""
         if self._layer is None:
-            meta = await self._call(self.feed.url, {}, "", METADATA_MAX_BYTES)
-            layer = parse_layer(self.feed.url, meta)
-            self._layer_meta = meta
-            real = {name.lower(): name for name in layer.fields}
-            key = tuple(self._resolve(real, "key", name, layer) for name in self.feed.key)
-            canonical = {c: self._resolve(real, f"fields.{c}", upstream, layer)
-                         for c, upstream in self.feed.fields.items()}
-            self._fields = FieldMap(field_types=layer.fields, oid_field=layer.oid_field,
-                                    canonical=canonical, key=key,
-                                    edit_date_field=layer.edit_date_field)
-            self._size = PageSize(min(self.feed.page_size, layer.max_record_count))
-            self._page_max_bytes = max(PAGE_MIN_BYTES, self._size.value * PAGE_BYTES_PER_FEATURE)
-            self._layer = layer
+            async with self._layer_lock:
+                if self._layer_failed is not None:  # asked once: a second ask fails alike
+                    raise self._layer_failed
+                if self._layer is None:
+                    try:
+                        await self._read_layer()
+                    except Exception as exc:
+                        self._layer_failed = exc
+                        raise
+        assert self._layer is not None
         return self._layer
+
+    async def _read_layer(self) -> None:
+        """Ask for the layer's metadata and resolve the feed's fields against it."""
+        meta = await self._call(self.feed.url, {}, "", METADATA_MAX_BYTES)
+        layer = parse_layer(self.feed.url, meta)
+        self._layer_meta = meta
+        real = {name.lower(): name for name in layer.fields}
+        key = tuple(self._resolve(real, "key", name, layer) for name in self.feed.key)
+        canonical = {c: self._resolve(real, f"fields.{c}", upstream, layer)
+                     for c, upstream in self.feed.fields.items()}
+        self._fields = FieldMap(field_types=layer.fields, oid_field=layer.oid_field,
+                                canonical=canonical, key=key,
+                                edit_date_field=layer.edit_date_field)
+        self._size = PageSize(min(self.feed.page_size, layer.max_record_count))
+        self._page_max_bytes = max(PAGE_MIN_BYTES, self._size.value * PAGE_BYTES_PER_FEATURE)
+        self._layer = layer
 
     def _resolve(self, real: Mapping[str, str], key: str, name: str, layer: LayerInfo) -> str:
         """The layer's spelling of a configured field (ArcGIS field names ignore case)."""
@@ -186,14 +202,24 @@ class ArcgisProducer:
     # -- counting -------------------------------------------------------------------
 
     async def count(self, where: str) -> int:
-        answer = await self._call(self.query_url, {"where": where, "returnCountOnly": "true"},
-                                  "count", METADATA_MAX_BYTES)
-        count: int = answer["count"]  # an integer: the answer check saw to it
-        if not 0 <= count <= MAX_LAYER_FEATURES:
-            raise UpstreamRefused(
-                f"{self.query_url}: the server counts {count} features for {where!r}; no "
-                f"layer holds fewer than 0 or more than {MAX_LAYER_FEATURES}")
-        return count
+        """How many features `where` selects, asked once per producer (one run) and clause.
+
+        A clause whose ids were listed is counted from its list: planning an offset
+        read of the edited features must not ask the server what it just answered.
+        """
+        if where in self._object_ids:
+            return len(self._object_ids[where])
+        if where not in self._counts:
+            answer = await self._call(
+                self.query_url, {"where": where, "returnCountOnly": "true"}, "count",
+                METADATA_MAX_BYTES)
+            count: int = answer["count"]  # an integer: the answer check saw to it
+            if not 0 <= count <= MAX_LAYER_FEATURES:
+                raise UpstreamRefused(
+                    f"{self.query_url}: the server counts {count} features for {where!r}; "
+                    f"no layer holds fewer than 0 or more than {MAX_LAYER_FEATURES}")
+            self._counts[where] = count
+        return self._counts[where]
 
     async def object_ids(self, where: str) -> list[int]:
         """The object ids `where` selects, asked once per producer (one run) and clause.
@@ -214,26 +240,34 @@ class ArcgisProducer:
             self._object_ids[where] = sorted(oids)
         return self._object_ids[where]
 
-    async def edited_since(self, mark: datetime) -> tuple[str, int] | None:
+    async def edited_since(self, mark: datetime, *, list_ids: bool = False
+                           ) -> tuple[str, int] | None:
         """A where clause for features edited after `mark`, and how many there are.
 
         Standardized SQL first, then epoch milliseconds; the dialect that worked is
-        remembered. None when the layer tracks no edits or the server refuses both:
-        the caller reads the whole layer instead.
+        remembered (two of these may be in flight at once, each trying on its own).
+        With `list_ids` the clause's object ids are listed rather than counted, so
+        the run that reads and reconciles those features asks nothing more about them.
+        None when the layer tracks no edits or the server refuses both: the caller
+        reads the whole layer instead.
         """
         field = (await self.layer()).edit_date_field
         if field is None:
             return None
         dialects = _edit_dialects(field, mark)
-        while self._dialect < len(dialects):
-            clause = dialects[self._dialect]
+        index = self._dialect
+        while index < len(dialects):
+            clause = dialects[index]
             where = clause if self.feed.where == "1=1" else f"({self.feed.where}) AND {clause}"
             try:
+                if list_ids:
+                    return where, len(await self.object_ids(where))
                 return where, await self.count(where)
             except UpstreamRefused as exc:
                 log.info("the server refused an edit-date query", where=clause,
                          error=exc.message)
-                self._dialect += 1
+                index += 1
+                self._dialect = max(self._dialect, index)
         return None
 
     # -- change tracking --------------------------------------------------------------
@@ -247,18 +281,25 @@ class ArcgisProducer:
         located = service_of(self.feed.url)
         if located is None:
             return None
-        await self.layer()
         service_url, layer_id = located
+        # The layer's metadata and the service root are asked at once: a re-sync's
+        # deciding requests go out together rather than one after another.
+        service, _ = await asyncio.gather(self._service_root(service_url), self.layer())
+        if service is None:
+            return None
+        self.service_read = True
+        return parse_change_tracking(service_url, layer_id, service, self._layer_meta)
+
+    async def _service_root(self, service_url: str) -> Any:
+        """The service root's answer, or None when it cannot be read."""
         try:
             # Only a hint: a root that fails twice is not worth the feed's full retries.
-            service = await self._call(service_url, {}, "", METADATA_MAX_BYTES,
-                                       retry=replace(self.retry, max_retries=SERVICE_RETRIES))
+            return await self._call(service_url, {}, "", METADATA_MAX_BYTES,
+                                    retry=replace(self.retry, max_retries=SERVICE_RETRIES))
         except FetchError as exc:
             log.info("the service root cannot be read; no change tracking",
                      service=service_url, error=exc.message)
             return None
-        self.service_read = True
-        return parse_change_tracking(service_url, layer_id, service, self._layer_meta)
 
     async def extract_changes(self, tracking: ChangeTracking, generation: int) -> ChangeSet:
         """What changed since `generation`: features inline, or ids when there are too many.
@@ -363,6 +404,20 @@ class ArcgisProducer:
             except (AttributeError, TypeError):
                 keys = [_key_or_none(fields, f) for f in fetched.features]
             yield keys
+
+    async def keys_of(self, oids: Sequence[int]) -> dict[int, str | None]:
+        """The keys these objects carry now (one small request), to check a stored id map."""
+        layer = await self.layer()
+        fields = self._field_map()
+        found: dict[int, str | None] = {}
+        async for _, fetched in self._read(self.plan_for_oids(oids, prefix="s"), (),
+                                           keys_only=True):
+            for feature in fetched.features:
+                attributes = feature.get("attributes") or {}
+                oid = attributes.get(layer.oid_field)
+                if type(oid) is int:
+                    found[oid] = _key_or_none(fields, feature)
+        return found
 
     async def _read(self, plan: FetchPlan, done: Collection[str], *, keys_only: bool
                     ) -> AsyncIterator[tuple[PageSpec, Fetched]]:
