@@ -178,8 +178,10 @@ async def test_fifty_hooks_in_a_burst_give_at_most_two_runs(
 async def test_a_hook_during_a_run_gives_exactly_one_more_run_after_it(
         db_url: str, db: asyncpg.Connection[Any], tmp_path: Path, portal: RunningPortal,
         http: aiohttp.ClientSession) -> None:
-    portal.behaviours.latency_ms = 150  # the first run reads 15 pages: seconds long
-    daemon = await start_receiving(db_url, tmp_path, portal, page_size=20)
+    # 30 pages of half a second, at most four in flight: the first run lasts seconds,
+    # until the latency is lifted once the hooks are in.
+    portal.behaviours.latency_ms = 500
+    daemon = await start_receiving(db_url, tmp_path, portal, page_size=10)
     try:
         url = await hook_url(daemon)
 
