@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -93,6 +94,14 @@ def layer_url(proxy: RecordingProxy, portal: RunningPortal) -> str:
     return proxy.url + portal.layer_url(0).removeprefix(portal.base_url)
 
 
+async def full_read_changes_nothing(db_url: str, tmp_path: Path, feed: Any) -> Any:
+    """A full read after the run under test: it agrees when it inserts, updates and
+    retires nothing. Its summary, for what a test checks beyond that."""
+    full = await run(db_url, tmp_path, feed, full=True)
+    assert (full["inserted"], full["updated"], full["retired"]) == (0, 0, 0)
+    return full
+
+
 async def test_an_unchanged_resync_asks_each_deciding_request_once(
         db_url: str, db: asyncpg.Connection, tmp_path: Path, portal: RunningPortal,
         proxy: RecordingProxy) -> None:
@@ -123,8 +132,7 @@ async def test_a_changed_layer_finds_its_deletions_from_the_id_list_without_read
         "SELECT source_key FROM zoningsync.feature_history WHERE op = 'retire'")}
     assert retired == set(published["deleted_pins"])
     assert proxy.kinds()["keys"] == 1  # the sample of ids checked against the map
-    full = await run(db_url, tmp_path, feed, full=True)  # agrees with a full read
-    assert (full["inserted"], full["updated"], full["retired"]) == (0, 0, 0)
+    full = await full_read_changes_nothing(db_url, tmp_path, feed)
     assert full["chunks_written"] == 0
 
 
@@ -194,8 +202,7 @@ async def test_a_layer_with_quarantined_records_finds_deletions_from_the_id_list
         summary = await run(db_url, tmp_path, feed)
         assert summary["retired"] == published["deleted"] > 0
         assert proxy.kinds()["keys"] == 1  # the sample of ids checked against the map
-        full = await run(db_url, tmp_path, feed, full=True)  # agrees with a full read
-        assert (full["inserted"], full["updated"], full["retired"]) == (0, 0, 0)
+        full = await full_read_changes_nothing(db_url, tmp_path, feed)
         assert full["chunks_written"] == 0
 
 
@@ -213,5 +220,4 @@ async def test_after_a_rollback_deletions_are_found_by_reading_keys_until_a_full
     summary = await run(db_url, tmp_path, feed)
     assert summary["retired"] >= published["deleted"] > 0
     assert proxy.kinds()["keys"] >= PARCELS // 500  # every page of keys (page_size 500)
-    full = await run(db_url, tmp_path, feed, full=True)  # agrees with a full read
-    assert (full["inserted"], full["updated"], full["retired"]) == (0, 0, 0)
+    await full_read_changes_nothing(db_url, tmp_path, feed)
